@@ -1,0 +1,194 @@
+"""Typed key encoding and 64-bit tokens.
+
+Why explicit bytes: routing must never depend on ``str(key)`` or Python's ``hash``.
+Every key is encoded with a one-byte type tag, so ``1``, ``"1"``, ``b"1"`` and
+``True`` are four different keys with four different tokens, on every machine and in
+every process. Composite keys (tuples) are length-prefixed so ``("ab", "c")`` and
+``("a", "bc")`` never collide.
+
+Tokens are signed 64-bit integers (the first half of MurmurHash3 x64/128), the same
+domain Cassandra's Murmur3Partitioner uses, so they fit a BIGINT column in every SQL
+database and can be compared and range-scanned there.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal as _decimal
+import uuid as _uuid
+from typing import Final, TypeAlias
+
+import mmh3
+
+from toolkit.errors import InvalidKeyError
+
+__all__ = [
+    "MAX_TOKEN",
+    "MIN_TOKEN",
+    "KeyValue",
+    "decode_key",
+    "encode_key",
+    "token",
+    "token_of_bytes",
+]
+
+#: The Python values a key (or shard key) may have.
+KeyValue: TypeAlias = (
+    "str | int | bytes | _uuid.UUID | _dt.date | _dt.datetime | _decimal.Decimal | tuple[KeyValue, ...]"
+)
+
+MIN_TOKEN: Final = -(2**63)
+"""The smallest token (inclusive)."""
+MAX_TOKEN: Final = 2**63 - 1
+"""The largest token (inclusive)."""
+
+
+def _utf8(value: str) -> bytes:
+    # A str with lone surrogates has no UTF-8 form: that is a bad key, not a crash.
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(f"key {value!r} is not valid Unicode text: {exc.reason}") from exc
+
+
+def _encode_into(value: object, out: bytearray) -> None:
+    # bool first: it is a subclass of int but a different key.
+    if isinstance(value, bool):
+        out += b"?1" if value else b"?0"
+    elif isinstance(value, str):
+        raw = _utf8(value)
+        out += b"s" + len(raw).to_bytes(4, "big") + raw
+    elif isinstance(value, int):
+        text = str(value).encode("ascii")
+        out += b"i" + len(text).to_bytes(4, "big") + text
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        out += b"b" + len(raw).to_bytes(4, "big") + raw
+    elif isinstance(value, _uuid.UUID):
+        out += b"u" + value.bytes
+    elif isinstance(value, _dt.datetime):
+        text = value.isoformat().encode("ascii")
+        out += b"T" + len(text).to_bytes(4, "big") + text
+    elif isinstance(value, _dt.date):
+        text = value.isoformat().encode("ascii")
+        out += b"d" + len(text).to_bytes(4, "big") + text
+    elif isinstance(value, _decimal.Decimal):
+        text = str(value.normalize()).encode("ascii")
+        out += b"n" + len(text).to_bytes(4, "big") + text
+    elif isinstance(value, tuple):
+        out += b"t" + len(value).to_bytes(4, "big")
+        for part in value:
+            _encode_into(part, out)
+    else:
+        raise InvalidKeyError(
+            f"a key must be str, int, bytes, UUID, date, datetime, Decimal or a tuple of them, "
+            f"not {type(value).__name__}"
+        )
+
+
+def encode_key(value: object) -> bytes:
+    """Return the canonical, type-tagged byte encoding of a key.
+
+    The single-``str`` case is the hot path of every lookup, so it skips the buffer.
+    """
+    if type(value) is str:
+        raw = _utf8(value)
+        return b"s" + len(raw).to_bytes(4, "big") + raw
+    out = bytearray()
+    _encode_into(value, out)
+    return bytes(out)
+
+
+def token_of_bytes(encoded: bytes) -> int:
+    """The signed 64-bit token of an already encoded key."""
+    return mmh3.hash64(encoded, 0, True, True)[0]  # (key, seed, x64arch, signed)
+
+
+def token(value: object) -> int:
+    """The signed 64-bit token of a key: ``MIN_TOKEN <= token <= MAX_TOKEN``."""
+    return mmh3.hash64(encode_key(value), 0, True, True)[0]
+
+
+_LENGTH_TAGS: Final = frozenset(b"sibTdn")
+
+
+def _fail(encoded: bytes, offset: int, why: str) -> InvalidKeyError:
+    return InvalidKeyError(f"malformed encoded key {encoded[:64]!r}: {why} at offset {offset}")
+
+
+def _decode_at(encoded: bytes, offset: int) -> tuple[KeyValue, int]:
+    """Decode one value starting at ``offset``; return it and the offset after it."""
+    if offset >= len(encoded):
+        raise _fail(encoded, offset, "truncated (expected a type tag)")
+    tag = encoded[offset]
+    offset += 1
+    if tag == ord("?"):
+        flag = encoded[offset : offset + 1]
+        if flag not in (b"0", b"1"):
+            raise _fail(encoded, offset, "a bool must be '?0' or '?1'")
+        return flag == b"1", offset + 1
+    if tag == ord("u"):
+        raw = encoded[offset : offset + 16]
+        if len(raw) != 16:
+            raise _fail(encoded, offset, "truncated UUID (needs 16 bytes)")
+        return _uuid.UUID(bytes=raw), offset + 16
+    if tag == ord("t"):
+        if offset + 4 > len(encoded):
+            raise _fail(encoded, offset, "truncated tuple length")
+        count = int.from_bytes(encoded[offset : offset + 4], "big")
+        offset += 4
+        parts: list[KeyValue] = []
+        for _ in range(count):
+            part, offset = _decode_at(encoded, offset)
+            parts.append(part)
+        return tuple(parts), offset
+    if tag not in _LENGTH_TAGS:
+        raise _fail(encoded, offset - 1, f"unknown type tag {bytes([tag])!r}")
+    if offset + 4 > len(encoded):
+        raise _fail(encoded, offset, "truncated length")
+    size = int.from_bytes(encoded[offset : offset + 4], "big")
+    offset += 4
+    raw = encoded[offset : offset + size]
+    if len(raw) != size:
+        raise _fail(encoded, offset, f"truncated payload (needs {size} bytes, has {len(raw)})")
+    end = offset + size
+    if tag == ord("b"):
+        return raw, end
+    try:
+        if tag == ord("s"):
+            return raw.decode("utf-8"), end
+        text = raw.decode("ascii")
+        if tag == ord("i"):
+            return int(text), end
+        if tag == ord("T"):
+            return _dt.datetime.fromisoformat(text), end
+        if tag == ord("d"):
+            return _dt.date.fromisoformat(text), end
+        return _decimal.Decimal(text), end  # tag "n"
+    except (ValueError, ArithmeticError) as exc:  # UnicodeDecodeError is a ValueError
+        raise _fail(encoded, offset, f"bad {bytes([tag]).decode()!r} payload ({exc})") from exc
+
+
+def decode_key(encoded: bytes) -> KeyValue:
+    """The key whose ``encode_key`` is ``encoded``: its exact inverse.
+
+    The rebalancer and the directory router keep keys as their encoded bytes (that is
+    what the catalog stores and what is hashed); they decode them to name the keys that
+    move and to query the stores. Only canonical encodings are accepted: anything that
+    ``encode_key`` would not have produced (trailing bytes, ``i`` with leading zeros, an
+    unnormalised decimal...) raises InvalidKeyError, so that one key never has two byte
+    forms in the catalog.
+    """
+    if not isinstance(encoded, (bytes, bytearray, memoryview)):
+        raise InvalidKeyError(f"an encoded key must be bytes, not {type(encoded).__name__}")
+    data = bytes(encoded)
+    value, offset = _decode_at(data, 0)
+    if offset != len(data):
+        raise _fail(data, offset, f"{len(data) - offset} trailing bytes")
+    try:
+        canonical = encode_key(value)
+    except (InvalidKeyError, ValueError, ArithmeticError) as exc:
+        raise _fail(data, 0, f"decodes to a value that cannot be re-encoded ({exc})") from exc
+    if canonical != data:
+        raise _fail(data, 0, f"not the canonical encoding of {value!r}")
+    return value
