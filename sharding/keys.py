@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal as _decimal
+import math
 import uuid as _uuid
 from typing import Final, TypeAlias
 
 import mmh3
-
-from toolkit.errors import InvalidKeyError
 
 __all__ = [
     "MAX_TOKEN",
@@ -28,6 +27,8 @@ __all__ = [
     "KeyValue",
     "decode_key",
     "encode_key",
+    "key_from_json",
+    "key_to_json",
     "token",
     "token_of_bytes",
 ]
@@ -192,3 +193,74 @@ def decode_key(encoded: bytes) -> KeyValue:
     if canonical != data:
         raise _fail(data, 0, f"not the canonical encoding of {value!r}")
     return value
+
+
+_JSON_TAGS: Final = ("$bytes", "$uuid", "$date", "$datetime", "$decimal")
+
+
+def key_to_json(value: object) -> object:
+    """A key as a JSON value, for specs, plans and journals that people read.
+
+    ``str``, ``int`` and ``bool`` stay themselves, tuples become lists, and the types
+    JSON lacks become one-entry tagged objects: ``{"$bytes": hex}``, ``{"$uuid": ...}``,
+    ``{"$date": iso}``, ``{"$datetime": iso}``, ``{"$decimal": text}``.
+    ``key_from_json`` is the inverse.
+    """
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": bytes(value).hex()}
+    if isinstance(value, _uuid.UUID):
+        return {"$uuid": str(value)}
+    if isinstance(value, _dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, _dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, _decimal.Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, tuple):
+        return [key_to_json(part) for part in value]
+    raise InvalidKeyError(f"{value!r} is not a key ({type(value).__name__})")
+
+
+def key_from_json(value: object) -> KeyValue:
+    """A key from ``key_to_json`` output, or from a TOML value written by a person.
+
+    Besides the JSON forms it accepts native key values unchanged (TOML has dates and
+    datetimes) and turns lists into tuples. A TOML float becomes the Decimal of its
+    shortest repr (``12.5`` -> ``Decimal("12.5")``): floats are not keys, but a split
+    point written as a float means that decimal number.
+    """
+    if isinstance(value, (bool, int, str, bytes, _uuid.UUID, _dt.date, _decimal.Decimal)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidKeyError(f"{value!r} is not a key (not a finite number)")
+        return _decimal.Decimal(repr(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(key_from_json(part) for part in value)
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, text),) = value.items()
+        if tag in _JSON_TAGS and isinstance(text, str):
+            try:
+                if tag == "$bytes":
+                    return bytes.fromhex(text)
+                if tag == "$uuid":
+                    return _uuid.UUID(text)
+                if tag == "$datetime":
+                    return _dt.datetime.fromisoformat(text)
+                if tag == "$date":
+                    return _dt.date.fromisoformat(text)
+                return _decimal.Decimal(text)
+            except (ValueError, ArithmeticError) as exc:
+                raise InvalidKeyError(f"{value!r} is not a valid {tag[1:]} key: {exc}") from exc
+    raise InvalidKeyError(
+        f"{value!r} is not a key: expected str, int, a date, a list, or one of "
+        f"{{{', '.join(repr(tag) + ': ...' for tag in _JSON_TAGS)}}}"
+    )
+
+
+# Imported last on purpose: importing ``toolkit.errors`` runs ``toolkit/__init__``, which
+# imports modules that import this one. By now every name here is defined, so that
+# re-entrant import finds a usable (if unfinished) module instead of failing.
+from toolkit.errors import InvalidKeyError  # noqa: E402
