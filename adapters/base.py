@@ -1,0 +1,229 @@
+"""The adapter contract: what every backend (one instance per shard) must implement.
+
+Adapters speak in *rows*: plain dicts keyed by field name, with scalar fields as Python
+values (str, int, float, bool, bytes, datetime, date, Decimal, UUID) and ``json`` fields
+as JSON-able values (dict, list, str, number, bool, None). The repository turns entities
+into rows and back; adapters never see pydantic. Hash-routed stores add one hidden field,
+``TOKEN_FIELD``, the row's 64-bit token, which adapters store indexed so that a token
+range (what a rebalance moves) is read without a full scan.
+
+Queries are data (``Filter``, ``Order``, ``Query``), never strings: every adapter sends
+values as driver parameters, so a value that looks like SQL, CQL, Cypher or a ``$``
+operator is stored and compared literally.
+
+What a backend offers beyond the core is declared in ``capabilities``; asking for one it
+lacks raises ``UnsupportedCapability`` through ``require``.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Literal, TypeAlias
+
+from sharding.base import KeyRange, TokenRange
+from toolkit.errors import QueryError, UnsupportedCapability
+from toolkit.model import EntitySchema
+
+__all__ = [
+    "OPERATORS",
+    "TOKEN_FIELD",
+    "Adapter",
+    "Capability",
+    "Filter",
+    "Operator",
+    "Order",
+    "Query",
+    "Row",
+    "ShardInfo",
+]
+
+TOKEN_FIELD: Final = "_ps_token"
+"""The hidden, indexed field holding a hash-routed row's 64-bit token."""
+
+Row: TypeAlias = dict[str, Any]
+
+Operator = Literal["eq", "ne", "lt", "le", "gt", "ge", "in"]
+OPERATORS: Final[tuple[Operator, ...]] = ("eq", "ne", "lt", "le", "gt", "ge", "in")
+
+
+class Capability(enum.Flag):
+    """What an adapter offers beyond the core operations."""
+
+    NONE = 0
+    TRANSACTIONS = enum.auto()
+    """Atomic multi-row writes within one shard."""
+    TTL = enum.auto()
+    """Rows expire after a time-to-live; expiry is observable through get."""
+    NESTED_FILTERS = enum.auto()
+    """Filters on dotted paths inside JSON/document fields."""
+    PARTITION_RANGE = enum.auto()
+    """Range reads within one partition, in clustering order."""
+    GRAPH = enum.auto()
+    """Relationships between entities, neighbours and traversal."""
+    ATOMIC_INCREMENT = enum.auto()
+    """Increment a numeric field atomically on the server."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """``field op value``; ``in`` takes a sequence. ``eq None`` matches missing/null."""
+
+    field: str
+    op: Operator
+    value: Any
+
+    def __post_init__(self) -> None:
+        if self.op not in OPERATORS:
+            raise QueryError(
+                f"{self.field}: unknown operator {self.op!r} (expected one of {', '.join(OPERATORS)})"
+            )
+        if self.op == "in" and (
+            isinstance(self.value, (str, bytes)) or not isinstance(self.value, Sequence | set | frozenset)
+        ):
+            raise QueryError(f"{self.field}: 'in' takes a list of values, not {type(self.value).__name__}")
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        """Evaluate this filter in Python: the reference semantics every adapter follows."""
+        value = row.get(self.field)
+        if self.op == "eq":
+            return bool(value == self.value)
+        if self.op == "ne":
+            return bool(value != self.value)
+        if self.op == "in":
+            return value in self.value
+        if value is None or self.value is None:
+            return False  # ordering comparisons never match null
+        if self.op == "lt":
+            return bool(value < self.value)
+        if self.op == "le":
+            return bool(value <= self.value)
+        if self.op == "gt":
+            return bool(value > self.value)
+        return bool(value >= self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """Sort by ``field``; nulls sort before every value (as the smallest)."""
+
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Filters (all must hold), an order and a limit. Ties are broken by the key, ascending."""
+
+    filters: tuple[Filter, ...] = ()
+    order_by: tuple[Order, ...] = ()
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """What ``polystore status`` shows per shard."""
+
+    reachable: bool
+    tables: Mapping[str, int] = field(default_factory=dict)
+    error: str | None = None
+    server: str | None = None
+
+
+class Adapter(ABC):
+    """One shard of one store, on one backend. Thread-safe: the repository fans out.
+
+    Subclasses set ``capabilities`` and implement the abstract core. Every driver
+    exception is translated into ``toolkit.errors`` before it leaves a method.
+    """
+
+    capabilities: ClassVar[Capability] = Capability.NONE
+
+    def __init__(self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | None = None) -> None:
+        self.url = url
+        self.store = store
+        self.shard = shard
+        self.options: Mapping[str, Any] = dict(options or {})
+
+    # -- lifecycle -------------------------------------------------------------------
+    @abstractmethod
+    def ensure(self, schema: EntitySchema, *, with_token: bool) -> None:
+        """Create the table/collection (and indexes) for ``schema`` if missing. Idempotent."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the backend answers."""
+
+    @abstractmethod
+    def describe(self) -> ShardInfo:
+        """Reachability and row counts per table; never raises."""
+
+    @abstractmethod
+    def drop(self, schema: EntitySchema) -> None:
+        """Remove the table/collection of ``schema`` and everything in it."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most adapters override it
+        """Release connections. Safe to call twice."""
+
+    # -- the core --------------------------------------------------------------------
+    @abstractmethod
+    def put(self, schema: EntitySchema, row: Row) -> None:
+        """Insert or replace the row with this key (upsert)."""
+
+    @abstractmethod
+    def put_many(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
+        """Upsert many rows; returns how many were written."""
+
+    @abstractmethod
+    def get(self, schema: EntitySchema, key: Any) -> Row | None:
+        """The row with this key, or None."""
+
+    @abstractmethod
+    def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
+        """The rows with these keys that exist, in no particular order."""
+
+    @abstractmethod
+    def delete(self, schema: EntitySchema, key: Any) -> bool:
+        """Delete the row with this key; True if there was one."""
+
+    @abstractmethod
+    def delete_many(self, schema: EntitySchema, keys: Sequence[Any]) -> int:
+        """Delete the rows with these keys; returns how many existed."""
+
+    @abstractmethod
+    def find(self, schema: EntitySchema, query: Query) -> list[Row]:
+        """Rows matching every filter, ordered (then by key) and limited."""
+
+    @abstractmethod
+    def count(self, schema: EntitySchema, filters: Sequence[Filter] = ()) -> int:
+        """How many rows match every filter."""
+
+    @abstractmethod
+    def scan(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[Row]]:
+        """Every row (or those in a token range / shard-key range), in batches.
+
+        Uses keyset pagination (never OFFSET), so rows written during the scan are seen
+        at most once and the cost of each batch does not grow with the position.
+        """
+
+    # -- capabilities ----------------------------------------------------------------
+    def require(self, capability: Capability) -> None:
+        """Raise ``UnsupportedCapability`` unless this adapter declares ``capability``."""
+        if capability not in self.capabilities:
+            raise UnsupportedCapability(
+                f"{type(self).__name__} does not support {capability.name}",
+                store=self.store,
+                shard=self.shard,
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.store}/{self.shard}>"

@@ -1,0 +1,351 @@
+"""``Repository[E]``: the one interface an application uses for every store.
+
+The repository validates entities, computes shard keys and tokens, asks the store's
+router which shards to touch, and calls those shards' adapters: one shard for a read
+by key, every shard the router cannot rule out for a query, in parallel, merged with
+the query's order and limit.
+
+Filters are data::
+
+    users.find(where={"age": {"ge": 18}, "country": "NL"}, order_by=["-age", "name"], limit=10)
+
+A field maps to a value (equality) or to ``{operator: value}`` with operators
+``eq ne lt le gt ge in``. A dict that is a value rather than operators is written as
+``{"eq": {...}}``. Nothing is ever interpolated into a query string.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
+from typing import Any, Generic, TypeVar
+
+from adapters.base import OPERATORS, TOKEN_FIELD, Adapter, Filter, Order, Query, Row
+from sharding.base import KeyConstraint, ShardId
+from sharding.keys import token as token_of
+from toolkit.errors import InvalidKeyError, QueryError
+from toolkit.model import Entity, EntitySchema, schema_of
+from toolkit.stores import Store
+
+__all__ = ["Repository", "parse_order", "parse_where"]
+
+E = TypeVar("E", bound=Entity)
+T = TypeVar("T")
+
+_KEY_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "bytes": lambda v: isinstance(v, bytes),
+    "uuid": lambda v: isinstance(v, uuid.UUID),
+    "date": lambda v: isinstance(v, dt.date) and not isinstance(v, dt.datetime),
+    "datetime": lambda v: isinstance(v, dt.datetime),
+    "decimal": lambda v: isinstance(v, decimal.Decimal),
+}
+
+
+def parse_where(where: Mapping[str, Any] | Iterable[Filter] | None) -> tuple[Filter, ...]:
+    """Turn the ``where`` argument into ``Filter`` objects (see the module docstring)."""
+    if where is None:
+        return ()
+    if not isinstance(where, Mapping):
+        filters = tuple(where)
+        for item in filters:
+            if not isinstance(item, Filter):
+                raise QueryError(f"where must be a mapping or a list of Filter, found {type(item).__name__}")
+        return filters
+    result: list[Filter] = []
+    for field, condition in where.items():
+        if not isinstance(field, str):
+            raise QueryError(f"where: field names are strings, not {type(field).__name__}")
+        if isinstance(condition, Mapping) and condition:
+            unknown = [op for op in condition if op not in OPERATORS]
+            if unknown:
+                raise QueryError(
+                    f"where.{field}: unknown operator {unknown[0]!r} (operators: {', '.join(OPERATORS)}; "
+                    "to compare a whole mapping write {'eq': {...}})"
+                )
+            result.extend(Filter(field, op, value) for op, value in condition.items())
+        else:
+            result.append(Filter(field, "eq", condition))
+    return tuple(result)
+
+
+def parse_order(order_by: str | Sequence[str | Order] | None) -> tuple[Order, ...]:
+    """``"name"`` / ``"-age"`` / ``Order(...)`` items to ``Order`` objects."""
+    if order_by is None:
+        return ()
+    items = [order_by] if isinstance(order_by, str) else list(order_by)
+    result: list[Order] = []
+    for item in items:
+        if isinstance(item, Order):
+            result.append(item)
+        elif isinstance(item, str) and item:
+            result.append(Order(item[1:], True) if item.startswith("-") else Order(item))
+        else:
+            raise QueryError(f"order_by items are field names ('-name' descending), not {item!r}")
+    return tuple(result)
+
+
+class _Descending:
+    """Inverts comparison, so one ascending sort handles mixed directions."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and bool(self.value == other.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def _sort_key(schema: EntitySchema, order: tuple[Order, ...]) -> Callable[[Row], tuple[Any, ...]]:
+    """The order adapters return rows in: fields (nulls first ascending), then the key."""
+    fields = [(item.field, item.descending) for item in order]
+    named = {item.field for item in order}
+    fields += [(name, False) for name in schema.key if name not in named]
+
+    def key(row: Row) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for name, descending in fields:
+            value = row.get(name)
+            part = (0, 0) if value is None else (1, value)
+            parts.append(_Descending(part) if descending else part)
+        return tuple(parts)
+
+    return key
+
+
+class Repository(Generic[E]):
+    """Typed access to one entity's rows across all shards of its store."""
+
+    def __init__(self, entity: type[E], store: Store, executor: Callable[[], Executor]) -> None:
+        self.entity = entity
+        self.schema = schema_of(entity)
+        self.store = store
+        self._executor = executor
+        self._scalar_fields = tuple(spec.name for spec in self.schema.fields if spec.type != "json")
+        self._json_fields = {spec.name for spec in self.schema.fields if spec.type == "json"}
+        self._key_types = tuple(self.schema.field(name).type for name in self.schema.key)
+        self._shard_key_is_key = self.schema.shard_key == self.schema.key
+
+    def __repr__(self) -> str:
+        return f"<Repository {self.entity.__name__} in store {self.store.name!r}>"
+
+    # -- conversion ------------------------------------------------------------------
+    def _to_row(self, entity: E | Mapping[str, Any]) -> tuple[E, Row]:
+        if not isinstance(entity, self.entity):
+            entity = self.entity.parse(entity)
+        row: Row = {}
+        for name in self._scalar_fields:
+            value = getattr(entity, name)
+            row[name] = value.value if isinstance(value, enum.Enum) else value
+        if self._json_fields:
+            row.update(entity.model_dump(mode="json", include=self._json_fields))
+        row[TOKEN_FIELD] = token_of(self.schema.shard_key_of(row))
+        return entity, row
+
+    def _from_row(self, row: Row) -> E:
+        row.pop(TOKEN_FIELD, None)
+        return self.entity.parse(row)
+
+    def _check_key(self, key: Any, what: str = "key") -> Any:
+        types = self._key_types
+        parts = (key,) if len(types) == 1 else key
+        if len(types) > 1 and (not isinstance(key, tuple) or len(key) != len(types)):
+            raise InvalidKeyError(
+                f"{self.entity.__name__}: the {what} is a tuple of {len(types)} "
+                f"({', '.join(self.schema.key)}), not {key!r}"
+            )
+        for name, kind, part in zip(self.schema.key, types, parts, strict=True):
+            if not _KEY_CHECKS[kind](part):
+                raise InvalidKeyError(
+                    f"{self.entity.__name__}.{name} is {kind}, not {type(part).__name__} {part!r} "
+                    "(keys are typed: 1 and '1' are different keys)"
+                )
+        return key
+
+    # -- routing ---------------------------------------------------------------------
+    def _adapter(self, shard: ShardId) -> Adapter:
+        return self.store.ensure(self.schema, shard)
+
+    def _shards_for_key(self, key: Any, shard_key: Any) -> tuple[ShardId, ...]:
+        if self._shard_key_is_key:
+            return self.store.router.shards_for_key(key)
+        if shard_key is not None:
+            return self.store.router.shards_for_key(shard_key)
+        return self.store.router.shards  # the key alone does not say where: ask every shard
+
+    def _fan_out(self, shards: Sequence[ShardId], call: Callable[[Adapter], T]) -> list[T]:
+        """Run ``call`` on every shard's adapter, in parallel when there are several."""
+        adapters = [self._adapter(shard) for shard in shards]
+        if len(adapters) == 1:
+            return [call(adapters[0])]
+        return list(self._executor().map(call, adapters))
+
+    def _constraint(self, filters: Sequence[Filter]) -> KeyConstraint | None:
+        if len(self.schema.shard_key) != 1:
+            return None
+        name = self.schema.shard_key[0]
+        values: tuple[Any, ...] | None = None
+        bounds: dict[str, Any] = {}
+        for item in filters:
+            if item.field != name:
+                continue
+            if item.op == "eq":
+                values = (item.value,)
+            elif item.op == "in":
+                values = tuple(item.value)
+            elif item.op in ("gt", "ge"):
+                bounds.update(lower=item.value, lower_inclusive=item.op == "ge")
+            elif item.op in ("lt", "le"):
+                bounds.update(upper=item.value, upper_inclusive=item.op == "le")
+        if values is not None:
+            return KeyConstraint(values=values)
+        return KeyConstraint(**bounds) if bounds else None
+
+    # -- writes ----------------------------------------------------------------------
+    def put(self, entity: E | Mapping[str, Any]) -> E:
+        """Insert or replace one entity; returns the validated entity."""
+        valid, row = self._to_row(entity)
+        shard = self.store.router.shard_for(self.schema.shard_key_of(row))
+        self._adapter(shard).put(self.schema, row)
+        return valid
+
+    def put_many(self, entities: Iterable[E | Mapping[str, Any]]) -> int:
+        """Insert or replace many entities, one batch per shard; returns how many.
+
+        Every entity is validated before anything is written.
+        """
+        by_shard: dict[ShardId, list[Row]] = defaultdict(list)
+        route = self.store.router.shard_for
+        for entity in entities:
+            _, row = self._to_row(entity)
+            by_shard[route(self.schema.shard_key_of(row))].append(row)
+        if not by_shard:
+            return 0
+        shards = list(by_shard)
+        return sum(
+            self._fan_out(
+                shards, lambda adapter: adapter.put_many(self.schema, by_shard[ShardId(adapter.shard)])
+            )
+        )
+
+    def delete(self, key: Any, *, shard_key: Any = None) -> bool:
+        """Delete one entity by key; True if it existed."""
+        self._check_key(key)
+        shards = self._shards_for_key(key, shard_key)
+        return any(self._fan_out(shards, lambda adapter: adapter.delete(self.schema, key)))
+
+    def delete_many(self, keys: Iterable[Any]) -> int:
+        """Delete entities by key; returns how many existed."""
+        keys = [self._check_key(key) for key in keys]
+        by_shard = self._group_keys(keys)
+        return sum(
+            self._fan_out(
+                list(by_shard),
+                lambda adapter: adapter.delete_many(self.schema, by_shard[ShardId(adapter.shard)]),
+            )
+        )
+
+    def _group_keys(self, keys: list[Any]) -> dict[ShardId, list[Any]]:
+        by_shard: dict[ShardId, list[Any]] = defaultdict(list)
+        if self._shard_key_is_key:
+            for key in keys:
+                for shard in self.store.router.shards_for_key(key):
+                    by_shard[shard].append(key)
+        else:
+            for shard in self.store.router.shards:
+                by_shard[shard] = keys
+        return by_shard
+
+    # -- reads -----------------------------------------------------------------------
+    def get(self, key: Any, *, shard_key: Any = None) -> E | None:
+        """The entity with this key, or None. Touches one shard when the router can tell.
+
+        If the entity's shard key differs from its key, pass ``shard_key`` to avoid
+        asking every shard.
+        """
+        self._check_key(key)
+        for shard in self._shards_for_key(key, shard_key):
+            row = self._adapter(shard).get(self.schema, key)
+            if row is not None:
+                return self._from_row(row)
+        return None
+
+    def get_many(self, keys: Iterable[Any]) -> dict[Any, E]:
+        """The entities that exist among ``keys``, by key."""
+        keys = [self._check_key(key) for key in keys]
+        by_shard = self._group_keys(keys)
+        found: dict[Any, E] = {}
+        for rows in self._fan_out(
+            list(by_shard), lambda adapter: adapter.get_many(self.schema, by_shard[ShardId(adapter.shard)])
+        ):
+            for row in rows:
+                entity = self._from_row(row)
+                found.setdefault(entity.entity_key, entity)
+        return found
+
+    def find(
+        self,
+        where: Mapping[str, Any] | Iterable[Filter] | None = None,
+        *,
+        order_by: str | Sequence[str | Order] | None = None,
+        limit: int | None = None,
+    ) -> list[E]:
+        """Entities matching ``where``, ordered (ties by key) and limited.
+
+        Visits only the shards the router cannot rule out, in parallel, and merges.
+        """
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise QueryError(f"limit must be a non-negative integer, not {limit!r}")
+        query = Query(parse_where(where), parse_order(order_by), limit)
+        shards = self.store.router.shards_for_query(self._constraint(query.filters))
+        if limit == 0:
+            return []
+        results = self._fan_out(shards, lambda adapter: adapter.find(self.schema, query))
+        rows = [row for rows in results for row in rows]
+        if len(results) > 1:
+            rows.sort(key=_sort_key(self.schema, query.order_by))
+            if limit is not None:
+                rows = rows[:limit]
+        return [self._from_row(row) for row in rows]
+
+    def first(
+        self,
+        where: Mapping[str, Any] | Iterable[Filter] | None = None,
+        *,
+        order_by: str | Sequence[str | Order] | None = None,
+    ) -> E | None:
+        """The first entity ``find`` would return, or None."""
+        found = self.find(where, order_by=order_by, limit=1)
+        return found[0] if found else None
+
+    def count(self, where: Mapping[str, Any] | Iterable[Filter] | None = None) -> int:
+        """How many entities match ``where``, summed over the shards that may hold them."""
+        filters = parse_where(where)
+        shards = self.store.router.shards_for_query(self._constraint(filters))
+        return sum(self._fan_out(shards, lambda adapter: adapter.count(self.schema, filters)))
+
+    def count_by_shard(self) -> dict[str, int]:
+        """Rows of this entity per shard: what the distribution bars draw."""
+        shards = self.store.router.shards
+        counts = self._fan_out(shards, lambda adapter: adapter.count(self.schema))
+        return {str(shard): count for shard, count in zip(shards, counts, strict=True)}
+
+    def scan(self, *, batch_size: int = 500) -> Iterator[E]:
+        """Every entity, shard by shard, in key order within a shard (keyset pagination)."""
+        for shard in self.store.router.shards:
+            for batch in self._adapter(shard).scan(self.schema, batch_size=batch_size):
+                for row in batch:
+                    yield self._from_row(row)
