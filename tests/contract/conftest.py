@@ -1,106 +1,78 @@
-"""The backends the contract suite runs on, each with at least two shards.
+"""Runs every contract test on every backend in ``backends/``, with at least two shards.
 
-Every contract test takes the ``backend`` fixture: a factory that builds a Toolkit
-whose store ``items`` lives on that backend, routed as the test asks. Later adapters
-join by adding a parameter here (with its marker) and nothing else.
+Each test takes the ``backend`` fixture, a ``Backend`` that builds Toolkits whose store
+``items`` lives on that backend, routed as the test asks, and cleans up afterwards.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.servers import postgres_urls, require
+from tests.contract.backends import ContractBackend, discover
 from toolkit import Toolkit
 from toolkit.config import CatalogConfig, Config, RouterConfig, ShardConfig, StoreConfig, sqlite_url
 
 
-@dataclass
 class Backend:
     """Builds toolkits on one backend; drops what the test created afterwards."""
 
-    name: str
-    shard_urls: list[str]
-    tmp: Path
-    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}_")
-    toolkits: list[Toolkit] = field(default_factory=list)
+    def __init__(self, spec: ContractBackend) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.toolkits: list[Toolkit] = []
 
     def toolkit(self, router: str = "hash", shards: int = 2, **router_options: Any) -> Toolkit:
-        urls = [self.shard_url(index) for index in range(shards)]
         store = StoreConfig(
             name="items",
-            kind="relational",
-            shards=tuple(ShardConfig(f"s{index}", url) for index, url in enumerate(urls)),
+            kind=self.spec.kind,
+            shards=tuple(ShardConfig(f"s{index}", self.spec.shard_url(index)) for index in range(shards)),
             router=RouterConfig(router, router_options),
-            options={"table_prefix": self.prefix},
+            options=self.spec.options(),
         )
         config = Config(
-            catalog=CatalogConfig(sqlite_url(self.tmp / f"catalog-{len(self.toolkits)}.db")),
+            catalog=CatalogConfig(sqlite_url(self.spec.tmp / f"catalog-{len(self.toolkits)}.db")),
             stores={"items": store},
-            data_dir=self.tmp,
+            data_dir=self.spec.tmp,
             source="contract.toml",
         )
         toolkit = Toolkit(config)
         self.toolkits.append(toolkit)
         return toolkit
 
-    def shard_url(self, index: int) -> str:
-        """Shard ``index``: databases are reused round-robin, each shard in its own schema."""
-        url = self.shard_urls[index % len(self.shard_urls)]
-        if self.name == "sqlite":
-            return url
-        return f"{url}?schema={self.prefix}s{index}"
-
     def cleanup(self) -> None:
         for toolkit in self.toolkits:
-            for repository in list(toolkit._repositories.values()):
-                for shard in repository.store.router.shards:
-                    repository.store.adapter(shard).drop(repository.schema)
-            if self.name != "sqlite":
-                for store in toolkit._stores.values():
-                    for shard in store.router.shards:
-                        adapter = store.adapter(shard)
-                        with adapter.engine.begin() as connection:  # type: ignore[attr-defined]
-                            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{adapter.schema}" CASCADE')  # type: ignore[attr-defined]
-            toolkit.close()
+            try:
+                self.spec.cleanup(toolkit)
+            finally:
+                toolkit.close()
 
 
-def _sqlite(tmp: Path) -> list[str]:
-    return [sqlite_url(tmp / f"shard{index}.db") for index in range(4)]
+def _param(cls: type[ContractBackend]) -> Any:
+    marks = [getattr(pytest.mark, cls.marker)] if cls.marker else []
+    return pytest.param(cls, id=cls.name, marks=marks)
 
 
-def _postgres(tmp: Path) -> list[str]:
-    import sqlalchemy as sa
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``backend`` over every backend that has the capabilities a test marks.
 
-    _, shards = postgres_urls()
-
-    def probe() -> None:
-        engine = sa.create_engine(shards[0].replace("postgresql://", "postgresql+psycopg://"))
-        try:
-            with engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        finally:
-            engine.dispose()
-
-    require("postgres", probe)
-    return shards
+    ``@pytest.mark.capability(Capability.TTL)`` on a test runs it on exactly the
+    backends whose adapter declares TTL: the others are not collected, not skipped.
+    """
+    if "backend" not in metafunc.fixturenames:
+        return
+    needed = [mark.args[0] for mark in metafunc.definition.iter_markers("capability")]
+    chosen = [cls for cls in discover() if all(cap in cls.capabilities() for cap in needed)]
+    metafunc.parametrize("backend", [_param(cls) for cls in chosen], indirect=True)
 
 
-BACKENDS: dict[str, Callable[[Path], list[str]]] = {"sqlite": _sqlite, "postgres": _postgres}
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite"),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    built = Backend(request.param, BACKENDS[request.param](tmp_path), tmp_path)
+    spec: ContractBackend = request.param(tmp_path)
+    spec.connect()
+    built = Backend(spec)
     yield built
     built.cleanup()
