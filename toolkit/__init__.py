@@ -12,7 +12,11 @@ with Toolkit() as toolkit:            # ./polystore.toml, or SQLite files under 
     users.find(where={"name": {"ge": "A"}}, order_by="-id", limit=10)
 """
 
-from toolkit.config import Config, load_config
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from toolkit.errors import (
     CatalogError,
     ConfigError,
@@ -30,9 +34,35 @@ from toolkit.errors import (
     TopologyError,
     UnsupportedCapability,
 )
-from toolkit.facade import Directory, Toolkit
-from toolkit.model import Entity, EntitySchema, EntityValidationError
-from toolkit.repository import Repository
+
+if TYPE_CHECKING:
+    from toolkit.config import Config, load_config
+    from toolkit.facade import Directory, Toolkit
+    from toolkit.model import Entity, EntitySchema, EntityValidationError
+    from toolkit.repository import Repository
+
+# Imported on first use: adapters import toolkit.errors and toolkit.model, and the
+# repository imports adapters, so an eager import here would be circular.
+_LAZY = {
+    "Config": "toolkit.config",
+    "load_config": "toolkit.config",
+    "Directory": "toolkit.facade",
+    "Toolkit": "toolkit.facade",
+    "Entity": "toolkit.model",
+    "EntitySchema": "toolkit.model",
+    "EntityValidationError": "toolkit.model",
+    "Repository": "toolkit.repository",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CatalogError",
