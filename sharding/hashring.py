@@ -211,26 +211,22 @@ class HashRouter:
         runs = spec.get("table")
         if not isinstance(runs, Sequence) or isinstance(runs, str) or not runs:
             raise TopologyError(f"table: expected a list of [first_slot, shard] runs, not {runs!r}")
-        table: list[str] = []
+        starts: list[tuple[int, str]] = []
         for index, run in enumerate(runs):
             if not isinstance(run, Sequence) or isinstance(run, str) or len(run) != 2:
                 raise TopologyError(f"table[{index}]: expected [first_slot, shard], not {run!r}")
             first, owner = run
             if not isinstance(owner, str):
                 raise TopologyError(f"table[{index}]: shard must be a name, not {owner!r}")
-            expected = "0" if index == 0 else f"between {len(table)} and {slots - 1}"
-            if (
-                isinstance(first, bool)
-                or not isinstance(first, int)
-                or (index == 0 and first != 0)
-                or not len(table) <= first < slots
-                or (index and first == len(table))
-            ):
+            low = starts[-1][0] + 1 if starts else 0
+            high = slots - 1 if starts else 0
+            if isinstance(first, bool) or not isinstance(first, int) or not low <= first <= high:
+                expected = "0" if not starts else f"between {low} and {high} (runs start in increasing order)"
                 raise TopologyError(f"table[{index}]: first slot must be {expected}, not {first!r}")
-            if table:
-                table.extend([table[-1]] * (first - len(table)))
-            table.append(owner)
-        table.extend([table[-1]] * (slots - len(table)))
+            starts.append((first, owner))
+        table: list[str] = []
+        for (first, owner), (end, _) in zip(starts, [*starts[1:], (slots, "")], strict=True):
+            table.extend([owner] * (end - first))
         return cls(table, weights)
 
     # -- lookups ------------------------------------------------------------------------

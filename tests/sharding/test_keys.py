@@ -1,0 +1,135 @@
+"""Typed key encoding: decode_key inverts encode_key, and typed keys never collide."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sharding import decode_key, encode_key, token
+from sharding.keys import key_from_json, key_to_json
+from tests.sharding.strategies import keys
+from toolkit.errors import InvalidKeyError
+
+
+@given(keys)
+def test_decode_inverts_encode(key: object) -> None:
+    encoded = encode_key(key)
+    decoded = decode_key(encoded)
+    assert decoded == key
+    # == lets (True,) equal (1,); the bytes also pin the types.
+    assert encode_key(decoded) == encoded
+
+
+@given(st.binary(max_size=40))
+def test_decode_accepts_only_canonical_bytes(data: bytes) -> None:
+    """Random bytes either decode to the key that encodes back to them, or raise InvalidKeyError."""
+    try:
+        key = decode_key(data)
+    except InvalidKeyError:
+        return
+    assert encode_key(key) == data
+
+
+@given(keys, st.data())
+def test_decode_rejects_truncated_and_extended_encodings(key: object, data: st.DataObject) -> None:
+    encoded = encode_key(key)
+    cut = data.draw(st.integers(0, len(encoded) - 1))
+    with pytest.raises(InvalidKeyError):
+        decode_key(encoded[:cut])
+    with pytest.raises(InvalidKeyError, match="trailing"):
+        decode_key(encoded + b"x")
+
+
+@pytest.mark.parametrize(
+    ("encoded", "why"),
+    [
+        (b"", "truncated"),
+        (b"x", "unknown type tag"),
+        (b"?2", "bool"),
+        (b"s\x00\x00\x00\x05ab", "truncated payload"),
+        (b"s\x00\x00", "truncated length"),
+        (b"s\x00\x00\x00\x01\xff", "bad 's' payload"),
+        (b"i\x00\x00\x00\x03007", "not the canonical encoding"),
+        (b"i\x00\x00\x00\x02-0", "not the canonical encoding"),
+        (b"i\x00\x00\x00\x02xy", "bad 'i' payload"),
+        (b"n\x00\x00\x00\x031.0", "not the canonical encoding"),
+        (b"d\x00\x00\x00\x0a2024-13-01", "bad 'd' payload"),
+        (b"u\x00\x01", "truncated UUID"),
+        (b"t\x00\x00\x00\x02s\x00\x00\x00\x00", "truncated"),
+    ],
+)
+def test_malformed_encodings_raise_invalid_key_error(encoded: bytes, why: str) -> None:
+    with pytest.raises(InvalidKeyError, match="malformed encoded key") as info:
+        decode_key(encoded)
+    assert why in str(info.value)
+
+
+def test_decode_rejects_non_bytes() -> None:
+    with pytest.raises(InvalidKeyError, match="must be bytes"):
+        decode_key("s\x00\x00\x00\x01a")  # type: ignore[arg-type]
+
+
+def test_typed_keys_get_independent_tokens() -> None:
+    variants = [1, "1", b"1", True, decimal.Decimal(1), (1,), ("1",)]
+    assert len({encode_key(key) for key in variants}) == len(variants)
+    assert len({token(key) for key in variants}) == len(variants)
+    assert token(0) != token(False)
+
+
+def test_encoding_and_tokens_are_stable() -> None:
+    """Golden values: tokens are stored beside every row, so they must never change."""
+    assert encode_key("a") == b"s\x00\x00\x00\x01a"
+    assert encode_key(1) == b"i\x00\x00\x00\x011"
+    assert encode_key(True) == b"?1"
+    assert encode_key(("a", 1)) == b"t\x00\x00\x00\x02s\x00\x00\x00\x01ai\x00\x00\x00\x011"
+    assert token("a") == 4795981557499400508
+    assert token(1) == -748288016905500110
+    assert token(True) == -2196701642594402822
+    assert token(b"1") == 3459045226682745226
+    assert token("1") == -6780141028172513292
+    assert token(dt.date(2024, 1, 2)) == -3452804545530001643
+    assert token(decimal.Decimal("1.50")) == 4526766194710699751
+    assert token(uuid.UUID(int=1)) == -5668089496535960589
+
+
+def test_unencodable_keys_raise_invalid_key_error() -> None:
+    with pytest.raises(InvalidKeyError, match="not valid Unicode"):
+        encode_key("\ud800")
+    with pytest.raises(InvalidKeyError, match="float"):
+        encode_key(1.5)
+    with pytest.raises(InvalidKeyError, match="list"):
+        encode_key([1])
+
+
+@given(keys)
+def test_json_form_round_trips(key: object) -> None:
+    assert key_from_json(json.loads(json.dumps(key_to_json(key)))) == key
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ({"$date": "2024-99-01"}, "2024-99-01"),
+        ({"$nope": "x"}, "$nope"),
+        (float("inf"), "inf"),
+        (None, "None"),
+        ({"$bytes": "zz"}, "zz"),
+    ],
+)
+def test_bad_json_keys_name_the_value(value: object, shown: str) -> None:
+    with pytest.raises(InvalidKeyError, match="is not"):
+        key_from_json(value)
+    with pytest.raises(InvalidKeyError) as info:
+        key_from_json(value)
+    assert shown in str(info.value)
+
+
+def test_floats_in_config_mean_decimals() -> None:
+    assert key_from_json(12.5) == decimal.Decimal("12.5")
+    assert key_from_json([2024, "eu"]) == (2024, "eu")
