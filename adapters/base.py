@@ -21,23 +21,29 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias
 
 from sharding.base import KeyRange, TokenRange
 from toolkit.errors import QueryError, UnsupportedCapability
-from toolkit.model import EntitySchema
+
+if TYPE_CHECKING:
+    from toolkit.model import EntitySchema
 
 __all__ = [
     "OPERATORS",
     "TOKEN_FIELD",
     "Adapter",
     "Capability",
+    "Direction",
     "Filter",
+    "Neighbor",
     "Operator",
     "Order",
     "Query",
+    "Relationship",
     "Row",
     "ShardInfo",
+    "resolve_path",
 ]
 
 TOKEN_FIELD: Final = "_ps_token"
@@ -45,8 +51,30 @@ TOKEN_FIELD: Final = "_ps_token"
 
 Row: TypeAlias = dict[str, Any]
 
-Operator = Literal["eq", "ne", "lt", "le", "gt", "ge", "in"]
-OPERATORS: Final[tuple[Operator, ...]] = ("eq", "ne", "lt", "le", "gt", "ge", "in")
+Operator = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "contains"]
+OPERATORS: Final[tuple[Operator, ...]] = ("eq", "ne", "lt", "le", "gt", "ge", "in", "contains")
+"""``contains``: a JSON array field holds the value (needs NESTED_FILTERS)."""
+
+Direction = Literal["out", "in", "both"]
+"""Which relationships of a node count: outgoing, incoming or either."""
+
+_MISSING: Final = object()
+
+
+def resolve_path(row: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (``"address.city"``) of a row; None if any step is missing.
+
+    Path steps are field names; a step into a list is not indexed (``contains`` is the
+    operator for arrays). This is the reference semantics of nested filters.
+    """
+    value: Any = row
+    for step in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(step, _MISSING)
+        if value is _MISSING:
+            return None
+    return value
 
 
 class Capability(enum.Flag):
@@ -65,6 +93,26 @@ class Capability(enum.Flag):
     """Relationships between entities, neighbours and traversal."""
     ATOMIC_INCREMENT = enum.auto()
     """Increment a numeric field atomically on the server."""
+    PARTIAL_UPDATE = enum.auto()
+    """Set some fields (or dotted paths inside JSON fields) without rewriting the row."""
+
+
+@dataclass(frozen=True, slots=True)
+class Relationship:
+    """A typed, directed edge between two entities on the same shard, with properties."""
+
+    type: str
+    source: Any
+    target: Any
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbor:
+    """A node next to another, with the relationship that connects them."""
+
+    row: Row
+    relationship: Relationship
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +125,7 @@ class Filter:
 
     def __post_init__(self) -> None:
         if self.op not in OPERATORS:
-            raise QueryError(
-                f"{self.field}: unknown operator {self.op!r} (expected one of {', '.join(OPERATORS)})"
-            )
+            raise QueryError(f"{self.field}: unknown operator {self.op!r} (expected one of {', '.join(OPERATORS)})")
         if self.op == "in" and (
             isinstance(self.value, (str, bytes)) or not isinstance(self.value, Sequence | set | frozenset)
         ):
@@ -87,7 +133,9 @@ class Filter:
 
     def matches(self, row: Mapping[str, Any]) -> bool:
         """Evaluate this filter in Python: the reference semantics every adapter follows."""
-        value = row.get(self.field)
+        value = resolve_path(row, self.field) if "." in self.field else row.get(self.field)
+        if self.op == "contains":
+            return isinstance(value, list) and self.value in value
         if self.op == "eq":
             return bool(value == self.value)
         if self.op == "ne":
@@ -216,6 +264,114 @@ class Adapter(ABC):
         """
 
     # -- capabilities ----------------------------------------------------------------
+    # Each raises UnsupportedCapability unless the adapter declares the capability and
+    # overrides the method. Semantics are fixed here so every backend agrees.
+
+    def put_ttl(self, schema: EntitySchema, rows: Sequence[Row], ttl: float) -> int:
+        """TTL: upsert rows that expire ``ttl`` seconds from now (get returns None after)."""
+        self.require(Capability.TTL)
+        raise NotImplementedError
+
+    def ttl(self, schema: EntitySchema, key: Any) -> float | None:
+        """TTL: seconds until the row expires; None if it never does or does not exist."""
+        self.require(Capability.TTL)
+        raise NotImplementedError
+
+    def increment(self, schema: EntitySchema, key: Any, field: str, amount: int | float) -> int | float:
+        """ATOMIC_INCREMENT: add ``amount`` to a numeric field of an existing row, atomically.
+
+        Returns the new value. Raises NotFoundError if the row does not exist; a null
+        field counts as 0.
+        """
+        self.require(Capability.ATOMIC_INCREMENT)
+        raise NotImplementedError
+
+    def update(self, schema: EntitySchema, key: Any, changes: Mapping[str, Any]) -> bool:
+        """PARTIAL_UPDATE: set fields or dotted paths (``"address.city"``) of one row.
+
+        Other fields are untouched; intermediate objects of a path are created. Returns
+        False if the row does not exist (nothing is created).
+        """
+        self.require(Capability.PARTIAL_UPDATE)
+        raise NotImplementedError
+
+    def partition(
+        self,
+        schema: EntitySchema,
+        partition: Any,
+        *,
+        start: Any = None,
+        end: Any = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """PARTITION_RANGE: rows of one partition (the shard key's value), in clustering order.
+
+        The clustering key is the part of the key that is not the shard key
+        (``key=("customer", "at")``, ``shard_key="customer"``: clustering by ``at``).
+        ``start`` is inclusive and ``end`` exclusive, on the (first) clustering field.
+        """
+        self.require(Capability.PARTITION_RANGE)
+        raise NotImplementedError
+
+    def relate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> None:
+        """GRAPH: create or replace the ``type`` edge source -> target (both must exist).
+
+        At most one edge of a type between two nodes in one direction: relating again
+        replaces its properties. Raises NotFoundError if either end is missing.
+        """
+        self.require(Capability.GRAPH)
+        raise NotImplementedError
+
+    def unrelate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> bool:
+        """GRAPH: remove the ``type`` edge source -> target; True if it existed."""
+        self.require(Capability.GRAPH)
+        raise NotImplementedError
+
+    def neighbors(
+        self,
+        schema: EntitySchema,
+        key: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        target: EntitySchema | None = None,
+    ) -> list[Neighbor]:
+        """GRAPH: nodes one edge away (of ``type``, if given), ordered by target key."""
+        self.require(Capability.GRAPH)
+        raise NotImplementedError
+
+    def traverse(
+        self,
+        schema: EntitySchema,
+        key: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        depth: int = 1,
+    ) -> list[tuple[int, Row]]:
+        """GRAPH: distinct nodes reachable in 1..depth edges, as (distance, row), nearest first.
+
+        The start node is not included. Within one distance, rows are ordered by key.
+        Traversal stays within ``schema``'s entity (same-label paths).
+        """
+        self.require(Capability.GRAPH)
+        raise NotImplementedError
+
+    def shortest_path(
+        self,
+        schema: EntitySchema,
+        source: Any,
+        target: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        max_depth: int = 6,
+    ) -> list[Row] | None:
+        """GRAPH: the nodes of a shortest path source..target (both included), or None."""
+        self.require(Capability.GRAPH)
+        raise NotImplementedError
+
     def require(self, capability: Capability) -> None:
         """Raise ``UnsupportedCapability`` unless this adapter declares ``capability``."""
         if capability not in self.capabilities:

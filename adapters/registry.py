@@ -89,9 +89,7 @@ def adapter_class(scheme: str) -> type[Adapter]:
     """Import and return the adapter class for ``scheme``."""
     entry = _entry_points().get(scheme) or _BUILTIN.get(scheme)
     if entry is None:
-        raise ConfigError(
-            f"no adapter for URL scheme {scheme!r} (known: {', '.join(sorted(known_schemes()))})"
-        )
+        raise ConfigError(f"no adapter for URL scheme {scheme!r} (known: {', '.join(sorted(known_schemes()))})")
     if entry.driver is not None:
         try:
             importlib.import_module(entry.driver)
@@ -102,9 +100,7 @@ def adapter_class(scheme: str) -> type[Adapter]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
-            raise ConfigError(
-                f"the {scheme!r} adapter ({module_name}) is not part of this polystore version"
-            ) from None
+            raise ConfigError(f"the {scheme!r} adapter ({module_name}) is not part of this polystore version") from None
         raise
     return getattr(module, class_name)  # type: ignore[no-any-return]
 

@@ -178,12 +178,7 @@ def translate_errors(store: str, shard: str, key: Any = None) -> Iterator[None]:
         lowered = text.lower()
         if "locked" in lowered or "timeout" in lowered or "timed out" in lowered:
             raise StoreTimeout(text, store=store, shard=shard, key=key) from exc
-        if (
-            exc.connection_invalidated
-            or "connect" in lowered
-            or "closed" in lowered
-            or "unable to open" in lowered
-        ):
+        if exc.connection_invalidated or "connect" in lowered or "closed" in lowered or "unable to open" in lowered:
             raise StoreUnavailable(text, store=store, shard=shard, key=key) from exc
         raise StoreError(text, store=store, shard=shard, key=key, retryable=False) from exc
     except NoSuchTableError as exc:
@@ -220,9 +215,7 @@ class RelationalAdapter(Adapter):
     def _create_engine(self) -> Engine:
         url, self.schema = _sqlalchemy_url(self.url)
         if self.schema is not None and (url.startswith("sqlite") or not _SCHEMA_NAME.match(self.schema)):
-            raise ConfigError(
-                f"{redact_url(self.url)}: schema= is for PostgreSQL/MySQL and must be a plain name"
-            )
+            raise ConfigError(f"{redact_url(self.url)}: schema= is for PostgreSQL/MySQL and must be a plain name")
         kwargs: dict[str, Any] = {}
         pool_size = self.options.get("pool_size")
         if url.startswith("sqlite"):
@@ -250,11 +243,7 @@ class RelationalAdapter(Adapter):
         with self._lock:
             if name in self._tables:
                 return
-            keyish = (
-                set(schema.key)
-                | set(schema.shard_key)
-                | {field for index in schema.indexes for field in index}
-            )
+            keyish = set(schema.key) | set(schema.shard_key) | {field for index in schema.indexes for field in index}
             columns: list[sa.Column[Any]] = [
                 sa.Column(
                     spec.name,
@@ -355,9 +344,7 @@ class RelationalAdapter(Adapter):
                     counts[name.removeprefix(self._prefix)] = int(
                         connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
                     )
-                return ShardInfo(
-                    reachable=True, tables=counts, server=f"{self.dialect} {redact_url(self.url)}"
-                )
+                return ShardInfo(reachable=True, tables=counts, server=f"{self.dialect} {redact_url(self.url)}")
         except StoreError as exc:
             return ShardInfo(reachable=False, error=str(exc), server=redact_url(self.url))
 
@@ -399,9 +386,7 @@ class RelationalAdapter(Adapter):
             return
         for row in params:
             key = tuple(row[column.name] for column in tables.key_columns)
-            connection.execute(
-                tables.table.delete().where(tables.key_clause(key if len(key) > 1 else key[0]))
-            )
+            connection.execute(tables.table.delete().where(tables.key_clause(key if len(key) > 1 else key[0])))
         connection.execute(tables.table.insert(), params)
 
     def get(self, schema: EntitySchema, key: Any) -> Row | None:
@@ -438,9 +423,7 @@ class RelationalAdapter(Adapter):
     # -- queries ---------------------------------------------------------------------
     def _column(self, schema: EntitySchema, tables: _TableSet, field: str) -> sa.Column[Any]:
         if field not in tables.table.c or field == TOKEN_FIELD:
-            raise QueryError(
-                f"{schema.name}: unknown field {field!r} (fields: {', '.join(schema.field_names)})"
-            )
+            raise QueryError(f"{schema.name}: unknown field {field!r} (fields: {', '.join(schema.field_names)})")
         if schema.field(field).type == "json":
             raise QueryError(
                 f"{schema.name}.{field}: is a nested (JSON) field; filtering and ordering on it needs the "
@@ -459,9 +442,7 @@ class RelationalAdapter(Adapter):
                 clauses.append(column.is_(None) if value is None else column == value)
             elif item.op == "ne":
                 # Python semantics: null != 'x' is true, so nulls are kept.
-                clauses.append(
-                    column.is_not(None) if value is None else sa.or_(column != value, column.is_(None))
-                )
+                clauses.append(column.is_not(None) if value is None else sa.or_(column != value, column.is_(None)))
             elif item.op == "in":
                 values = list(value)
                 has_null = None in values
@@ -501,9 +482,7 @@ class RelationalAdapter(Adapter):
 
     def count(self, schema: EntitySchema, filters: Sequence[Filter] = ()) -> int:
         tables = self._tableset(schema)
-        stmt = (
-            sa.select(sa.func.count()).select_from(tables.table).where(*self._where(schema, tables, filters))
-        )
+        stmt = sa.select(sa.func.count()).select_from(tables.table).where(*self._where(schema, tables, filters))
         with translate_errors(self.store, self.shard), self.engine.connect() as connection:
             return int(connection.execute(stmt).scalar_one())
 
@@ -528,9 +507,7 @@ class RelationalAdapter(Adapter):
             bounds += [token >= tokens.start, token < tokens.end]
             order_columns = [token, *tables.key_columns]
         if keys is not None:
-            shard = (
-                sa.tuple_(*tables.shard_columns) if len(tables.shard_columns) > 1 else tables.shard_columns[0]
-            )
+            shard = sa.tuple_(*tables.shard_columns) if len(tables.shard_columns) > 1 else tables.shard_columns[0]
             if keys.lower is not None:
                 bounds.append(shard >= keys.lower)
             if keys.upper is not None:
@@ -540,8 +517,7 @@ class RelationalAdapter(Adapter):
             stmt = sa.select(table).where(*bounds)
             if position is not None:
                 after = (
-                    sa.literal(value, type_=column.type)
-                    for value, column in zip(position, order_columns, strict=True)
+                    sa.literal(value, type_=column.type) for value, column in zip(position, order_columns, strict=True)
                 )
                 stmt = stmt.where(sa.tuple_(*order_columns) > sa.tuple_(*after))
             stmt = stmt.order_by(*order_columns).limit(batch_size)

@@ -170,15 +170,11 @@ class Catalog:
 
     def history(self, store: str) -> list[Topology]:
         """Every epoch of ``store``, oldest first."""
-        stmt = (
-            sa.select(topology_table).where(topology_table.c.store == store).order_by(topology_table.c.epoch)
-        )
+        stmt = sa.select(topology_table).where(topology_table.c.store == store).order_by(topology_table.c.epoch)
         with self._errors(f"read the history of {store!r}"), self.engine.connect() as connection:
             return [self._topology(row) for row in connection.execute(stmt)]
 
-    def register(
-        self, store: str, kind: str, shards: Mapping[str, str], router: Mapping[str, Any]
-    ) -> Topology:
+    def register(self, store: str, kind: str, shards: Mapping[str, str], router: Mapping[str, Any]) -> Topology:
         """Record epoch 1 of a new store; if the store exists, return its current topology.
 
         Safe when several processes start at once: the loser of the insert race reads
@@ -256,9 +252,7 @@ class Catalog:
     # -- the directory ---------------------------------------------------------------
     def directory(self, store: str) -> dict[bytes, str]:
         """The whole key -> shard table of a directory-routed store."""
-        stmt = sa.select(directory_table.c.key, directory_table.c.shard).where(
-            directory_table.c.store == store
-        )
+        stmt = sa.select(directory_table.c.key, directory_table.c.shard).where(directory_table.c.store == store)
         with self._errors(f"read the directory of {store!r}"), self.engine.connect() as connection:
             return {bytes(row.key): row.shard for row in connection.execute(stmt)}
 
@@ -272,9 +266,7 @@ class Catalog:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 connection.execute(
-                    sa.delete(directory_table).where(
-                        directory_table.c.store == store, directory_table.c.key.in_(chunk)
-                    )
+                    sa.delete(directory_table).where(directory_table.c.store == store, directory_table.c.key.in_(chunk))
                 )
             connection.execute(
                 sa.insert(directory_table),
@@ -290,9 +282,7 @@ class Catalog:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 removed += connection.execute(
-                    sa.delete(directory_table).where(
-                        directory_table.c.store == store, directory_table.c.key.in_(chunk)
-                    )
+                    sa.delete(directory_table).where(directory_table.c.store == store, directory_table.c.key.in_(chunk))
                 ).rowcount
             self._bump_directory(connection, store)
         return removed

@@ -119,8 +119,7 @@ class Config:
             name=name,
             kind="relational",
             shards=tuple(
-                ShardConfig(f"s{index}", sqlite_url(self.data_dir / f"{name}.s{index}.db"))
-                for index in range(shards)
+                ShardConfig(f"s{index}", sqlite_url(self.data_dir / f"{name}.s{index}.db")) for index in range(shards)
             ),
         )
 
@@ -201,9 +200,7 @@ class _Parser:
             found = self.env.get(name)
             if found is None:
                 if default is None:
-                    raise self.error(
-                        path, f"environment variable {name} is not set (use ${{{name}:-default}})"
-                    )
+                    raise self.error(path, f"environment variable {name} is not set (use ${{{name}:-default}})")
                 return default
             return found
 
@@ -272,9 +269,7 @@ class _Parser:
                 raise self.error(f"{path}.shards.{shard_name}", "shard names are letters, digits and _")
             shards.append(ShardConfig(shard_name, self.url(url, f"{path}.shards.{shard_name}")))
         router = self.router(body.get("router", {}), f"{path}.router", [shard.name for shard in shards])
-        options = self.interpolate_all(
-            self.table(body.get("options", {}), f"{path}.options"), f"{path}.options"
-        )
+        options = self.interpolate_all(self.table(body.get("options", {}), f"{path}.options"), f"{path}.options")
         return StoreConfig(name=name, kind=kind, shards=tuple(shards), router=router, options=options)
 
     def router(self, raw: Any, path: str, shard_names: list[str]) -> RouterConfig:
@@ -283,9 +278,7 @@ class _Parser:
         body = self.table(raw, path)
         router_type = self.string(body.get("type", "hash"), f"{path}.type")
         if router_type not in ROUTER_TYPES:
-            raise self.error(
-                f"{path}.type", f"expected one of {', '.join(ROUTER_TYPES)}, found {router_type!r}"
-            )
+            raise self.error(f"{path}.type", f"expected one of {', '.join(ROUTER_TYPES)}, found {router_type!r}")
         options = self.interpolate_all({key: value for key, value in body.items() if key != "type"}, path)
         try:
             router_from_config(router_type, shard_names, options)

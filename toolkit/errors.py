@@ -19,7 +19,8 @@ says whether retrying can help::
         ├── StoreTimeout        the backend did not answer in time (retryable)
         ├── DuplicateKeyError   an insert-only write met an existing key
         ├── NotFoundError       an operation that needs an existing row found none
-        └── UnsupportedCapability  the adapter does not offer what was asked
+        ├── UnsupportedCapability  the adapter does not offer what was asked
+        └── CrossShardError     an operation needs two entities that live on different shards
 
 The CLI prints any ``ToolkitError`` as one line (``str(error)``) and exits non-zero.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 __all__ = [
     "CatalogError",
     "ConfigError",
+    "CrossShardError",
     "DriverMissingError",
     "DuplicateKeyError",
     "EntityError",
@@ -102,9 +104,7 @@ class DriverMissingError(ToolkitError):
     def __init__(self, scheme: str, module: str, extra: str) -> None:
         self.scheme = scheme
         self.extra = extra
-        super().__init__(
-            f"the {scheme!r} adapter needs the {module!r} driver: pip install 'polystore[{extra}]'"
-        )
+        super().__init__(f"the {scheme!r} adapter needs the {module!r} driver: pip install 'polystore[{extra}]'")
 
 
 class StoreError(ToolkitError):
@@ -153,3 +153,10 @@ class NotFoundError(StoreError):
 
 class UnsupportedCapability(StoreError):
     """The adapter behind a store does not offer the capability asked for."""
+
+
+class CrossShardError(StoreError):
+    """An operation (a graph relationship, a transaction) spans shards; it must not.
+
+    Co-locate the entities with a shared shard key, or use a saga across shards.
+    """

@@ -155,9 +155,7 @@ class Directory:
 
     def _require_directory(self) -> None:
         if self.store.router.kind != "directory":
-            raise TopologyError(
-                f"store {self.store.name!r} is routed by {self.store.router.kind}, not directory"
-            )
+            raise TopologyError(f"store {self.store.name!r} is routed by {self.store.router.kind}, not directory")
 
     def assign(self, entries: Mapping[Any, str]) -> None:
         """Pin each key to a shard."""

@@ -271,8 +271,7 @@ def _build_schema(
                 )
             if spec.type not in _KEY_TYPES:
                 raise EntityError(
-                    f"a {what} field must be str, int, bytes, UUID, date, datetime or Decimal, "
-                    f"not {spec.type}",
+                    f"a {what} field must be str, int, bytes, UUID, date, datetime or Decimal, not {spec.type}",
                     entity=entity,
                     field=field_name,
                 )
@@ -284,9 +283,7 @@ def _build_schema(
         names = _names(index, "indexes", entity) or ()
         for field_name in names:
             if field_name not in by_name:
-                raise EntityError(
-                    "index names a field the entity does not have", entity=entity, field=field_name
-                )
+                raise EntityError("index names a field the entity does not have", entity=entity, field=field_name)
         index_list.append(names)
 
     if ttl is not None and (not isinstance(ttl, (int, float)) or ttl <= 0):

@@ -10,22 +10,26 @@ Filters are data::
     users.find(where={"age": {"ge": 18}, "country": "NL"}, order_by=["-age", "name"], limit=10)
 
 A field maps to a value (equality) or to ``{operator: value}`` with operators
-``eq ne lt le gt ge in``. A dict that is a value rather than operators is written as
+``eq ne lt le gt ge in contains`` (``contains``: a JSON array holds the value).
+Dotted fields (``"address.city"``) filter inside nested fields on stores whose adapter
+has NESTED_FILTERS. A dict that is a value rather than operators is written as
 ``{"eq": {...}}``. Nothing is ever interpolated into a query string.
 """
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import decimal
 import enum
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Generic, TypeVar
 
-from adapters.base import OPERATORS, TOKEN_FIELD, Adapter, Filter, Order, Query, Row
+from adapters.base import OPERATORS, TOKEN_FIELD, Adapter, Direction, Filter, Order, Query, Relationship, Row
 from sharding.base import KeyConstraint, ShardId
 from sharding.keys import token as token_of
 from toolkit.errors import InvalidKeyError, QueryError
@@ -215,14 +219,28 @@ class Repository(Generic[E]):
         return KeyConstraint(**bounds) if bounds else None
 
     # -- writes ----------------------------------------------------------------------
-    def put(self, entity: E | Mapping[str, Any]) -> E:
-        """Insert or replace one entity; returns the validated entity."""
+    def put(self, entity: E | Mapping[str, Any], *, ttl: float | None = None) -> E:
+        """Insert or replace one entity; returns the validated entity.
+
+        ``ttl`` (seconds; default: the entity's declared ttl) makes it expire, on
+        adapters with the TTL capability.
+        """
         valid, row = self._to_row(entity)
         shard = self.store.router.shard_for(self.schema.shard_key_of(row))
-        self._adapter(shard).put(self.schema, row)
+        ttl = self._ttl(ttl)
+        if ttl is None:
+            self._adapter(shard).put(self.schema, row)
+        else:
+            self._adapter(shard).put_ttl(self.schema, [row], ttl)
         return valid
 
-    def put_many(self, entities: Iterable[E | Mapping[str, Any]]) -> int:
+    def _ttl(self, ttl: float | None) -> float | None:
+        ttl = self.schema.ttl if ttl is None else ttl
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
+            raise QueryError(f"{self.entity.__name__}: ttl must be a positive number of seconds, not {ttl!r}")
+        return ttl
+
+    def put_many(self, entities: Iterable[E | Mapping[str, Any]], *, ttl: float | None = None) -> int:
         """Insert or replace many entities, one batch per shard; returns how many.
 
         Every entity is validated before anything is written.
@@ -235,10 +253,16 @@ class Repository(Generic[E]):
         if not by_shard:
             return 0
         shards = list(by_shard)
-        return sum(
-            self._fan_out(
-                shards, lambda adapter: adapter.put_many(self.schema, by_shard[ShardId(adapter.shard)])
+        expiry = self._ttl(ttl)
+        if expiry is not None:
+            return sum(
+                self._fan_out(
+                    shards,
+                    lambda adapter: adapter.put_ttl(self.schema, by_shard[ShardId(adapter.shard)], expiry),
+                )
             )
+        return sum(
+            self._fan_out(shards, lambda adapter: adapter.put_many(self.schema, by_shard[ShardId(adapter.shard)]))
         )
 
     def delete(self, key: Any, *, shard_key: Any = None) -> bool:
@@ -349,3 +373,203 @@ class Repository(Generic[E]):
             for batch in self._adapter(shard).scan(self.schema, batch_size=batch_size):
                 for row in batch:
                     yield self._from_row(row)
+
+    # -- capabilities (see adapters.base.Adapter for the exact semantics) --------------
+    def _owner(self, key: Any, shard_key: Any = None) -> Adapter:
+        """The adapter of the one shard that owns ``key`` (capabilities act on one row)."""
+        self._check_key(key)
+        if self._shard_key_is_key:
+            route = key
+        elif shard_key is not None:
+            route = shard_key
+        else:
+            raise QueryError(
+                f"{self.entity.__name__}: its shard key ({', '.join(self.schema.shard_key)}) differs from its "
+                "key: pass shard_key=..."
+            )
+        return self._adapter(self.store.router.shard_for(route))
+
+    def ttl(self, key: Any, *, shard_key: Any = None) -> float | None:
+        """Seconds until the entity expires; None if it never does or does not exist (TTL)."""
+        return self._owner(key, shard_key).ttl(self.schema, key)
+
+    def increment(self, key: Any, field: str, amount: int | float = 1, *, shard_key: Any = None) -> int | float:
+        """Atomically add ``amount`` to a numeric field; returns the new value (ATOMIC_INCREMENT)."""
+        spec = self._field(field)
+        if spec.type not in ("int", "float"):
+            raise QueryError(f"{self.entity.__name__}.{field} is {spec.type}; increment needs int or float")
+        if spec.type == "int" and not isinstance(amount, int):
+            raise QueryError(f"{self.entity.__name__}.{field} is int; increment it by an int, not {amount!r}")
+        return self._owner(key, shard_key).increment(self.schema, key, field, amount)
+
+    def update(self, key: Any, changes: Mapping[str, Any], *, shard_key: Any = None) -> bool:
+        """Set fields or dotted paths of one entity; False if it does not exist (PARTIAL_UPDATE).
+
+        Top-level fields are validated against the entity; key fields cannot change.
+        """
+        for path, value in changes.items():
+            name = path.split(".", 1)[0]
+            spec = self._field(name)
+            if name in self.schema.key or name in self.schema.shard_key:
+                raise QueryError(f"{self.entity.__name__}.{name} is part of the key or shard key; it cannot change")
+            if "." in path and spec.type != "json":
+                raise QueryError(f"{self.entity.__name__}.{name} is {spec.type}, not a nested field: {path!r}")
+            if "." not in path:
+                self._validate_field(name, value)
+        return self._owner(key, shard_key).update(self.schema, key, dict(changes))
+
+    def _field(self, name: str) -> Any:
+        try:
+            return self.schema.field(name)
+        except KeyError:
+            raise QueryError(
+                f"{self.entity.__name__}: unknown field {name!r} (fields: {', '.join(self.schema.field_names)})"
+            ) from None
+
+    def _validate_field(self, name: str, value: Any) -> None:
+        from pydantic import TypeAdapter, ValidationError
+
+        from toolkit.model import EntityValidationError
+
+        try:
+            TypeAdapter(self.entity.model_fields[name].annotation).validate_python(value)
+        except ValidationError as exc:
+            raise EntityValidationError(f"{self.entity.__name__}.{name}", exc) from None
+
+    def partition(
+        self,
+        partition: Any,
+        *,
+        start: Any = None,
+        end: Any = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[E]:
+        """One partition's entities in clustering order, ``start <= c < end`` (PARTITION_RANGE)."""
+        if len(self.schema.key) <= len(self.schema.shard_key):
+            raise QueryError(
+                f"{self.entity.__name__}: a partition read needs a clustering key: declare key=(partition, "
+                "clustering...) with shard_key=partition"
+            )
+        adapter = self._adapter(self.store.router.shard_for(partition))
+        rows = adapter.partition(self.schema, partition, start=start, end=end, descending=descending, limit=limit)
+        return [self._from_row(row) for row in rows]
+
+    def relate(
+        self, source: Any, type: str, target: Any, *, to: builtins.type[Entity] | None = None, **properties: Any
+    ) -> None:
+        """Create (or replace) the ``type`` edge source -> target, on one shard (GRAPH).
+
+        ``to`` is the target's entity class (default: this one). Raises CrossShardError
+        when the two ends live on different shards.
+        """
+        from adapters.base import Relationship
+
+        target_schema = schema_of(to) if to is not None else self.schema
+        adapter = self._graph_owner(source, target, target_schema)
+        adapter.relate(self.schema, Relationship(_rel_type(type), source, target, properties), target_schema)
+
+    def unrelate(self, source: Any, type: str, target: Any, *, to: builtins.type[Entity] | None = None) -> bool:
+        """Remove the ``type`` edge source -> target; True if it existed (GRAPH)."""
+        from adapters.base import Relationship
+
+        target_schema = schema_of(to) if to is not None else self.schema
+        adapter = self._graph_owner(source, target, target_schema)
+        return adapter.unrelate(self.schema, Relationship(_rel_type(type), source, target), target_schema)
+
+    def _graph_owner(self, source: Any, target: Any, target_schema: EntitySchema) -> Adapter:
+        from toolkit.errors import CrossShardError
+
+        self._check_key(source)
+        if self.schema.shard_key != self.schema.key or target_schema.shard_key != target_schema.key:
+            raise QueryError("graph entities must be sharded by their key (shard_key = key)")
+        source_shard = self.store.router.shard_for(source)
+        target_shard = self.store.router.shard_for(target)
+        if source_shard != target_shard:
+            raise CrossShardError(
+                f"{self.entity.__name__} {source!r} is on {source_shard} but {target_schema.name} {target!r} is on "
+                f"{target_shard}: relationships stay within one shard (co-locate them, e.g. with a directory router)",
+                store=self.store.name,
+            )
+        return self._adapter(source_shard)
+
+    def neighbors(
+        self,
+        key: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        to: builtins.type[Entity] | None = None,
+    ) -> list[tuple[Any, Relationship]]:
+        """Entities one edge away, with the edge, ordered by their key (GRAPH).
+
+        ``to`` is the neighbours' entity class (default: this one).
+        """
+        target_cls: builtins.type[Entity] = to or self.entity
+        target_schema = schema_of(target_cls)
+        adapter = self._owner(key)
+        found = adapter.neighbors(
+            self.schema,
+            key,
+            type=_rel_type(type) if type else None,
+            direction=_direction(direction),
+            target=target_schema,
+        )
+        result = []
+        for neighbor in found:
+            row = dict(neighbor.row)
+            row.pop(TOKEN_FIELD, None)
+            result.append((target_cls.parse(row), neighbor.relationship))
+        return result
+
+    def traverse(
+        self, key: Any, *, type: str | None = None, direction: Direction = "out", depth: int = 2
+    ) -> list[tuple[int, E]]:
+        """Distinct entities reachable in 1..depth edges, as (distance, entity) (GRAPH)."""
+        if not isinstance(depth, int) or depth < 1:
+            raise QueryError(f"depth must be a positive integer, not {depth!r}")
+        rows = self._owner(key).traverse(
+            self.schema,
+            key,
+            type=_rel_type(type) if type else None,
+            direction=_direction(direction),
+            depth=depth,
+        )
+        return [(distance, self._from_row(dict(row))) for distance, row in rows]
+
+    def shortest_path(
+        self,
+        source: Any,
+        target: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        max_depth: int = 6,
+    ) -> list[E] | None:
+        """The entities on a shortest path source..target, both included; None if none (GRAPH)."""
+        adapter = self._graph_owner(source, target, self.schema)
+        rows = adapter.shortest_path(
+            self.schema,
+            source,
+            target,
+            type=_rel_type(type) if type else None,
+            direction=_direction(direction),
+            max_depth=max_depth,
+        )
+        return None if rows is None else [self._from_row(dict(row)) for row in rows]
+
+
+_REL_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _rel_type(name: str) -> str:
+    """Relationship types become identifiers in some backends: letters, digits, _ only."""
+    if not isinstance(name, str) or not _REL_TYPE.match(name):
+        raise QueryError(f"relationship type {name!r} must be letters, digits and _ (at most 63)")
+    return name
+
+
+def _direction(direction: str) -> Direction:
+    if direction not in ("out", "in", "both"):
+        raise QueryError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
+    return direction  # type: ignore[return-value]

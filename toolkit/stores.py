@@ -40,9 +40,7 @@ class Store:
         self._lock = threading.RLock()
         self._adapters: dict[ShardId, Adapter] = {}
         self._ensured: set[str] = set()
-        fresh = router_from_config(
-            config.router.type, [shard.name for shard in config.shards], config.router.options
-        )
+        fresh = router_from_config(config.router.type, [shard.name for shard in config.shards], config.router.options)
         topology = catalog.register(self.name, self.kind, config.shard_urls, fresh.to_spec())
         if fresh.kind == "directory" and topology.epoch == 1 and config.router.options.get("entries"):
             self._seed_directory(fresh)
@@ -57,9 +55,7 @@ class Store:
             self._catalog.assign(self.name, dict(entries))
 
     def _check_drift(self, topology: Topology, spec: Mapping[str, Any]) -> None:
-        differs = dict(topology.shards) != self.config.shard_urls or topology.router.get("type") != spec.get(
-            "type"
-        )
+        differs = dict(topology.shards) != self.config.shard_urls or topology.router.get("type") != spec.get("type")
         if differs:
             warnings.warn(
                 f"store {self.name!r}: the config differs from the catalog's epoch {topology.epoch}; "
