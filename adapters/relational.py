@@ -205,7 +205,8 @@ class RelationalAdapter(Adapter):
 
     def __init__(self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, store=store, shard=shard, options=options)
-        self._prefix = str(self.options.get("table_prefix", ""))
+        # ``namespace``: a prefix for every table, so several apps (or tests) share a database.
+        self._prefix = str(self.options.get("namespace", ""))
         self.engine = self._create_engine()
         self.dialect = self.engine.dialect.name
         self._metadata = sa.MetaData()

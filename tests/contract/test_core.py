@@ -65,7 +65,26 @@ NASTY = [
     "ключ-键-🔑",
     "\\x00\\n\\t",
     "%s %(name)s ? :name $1",
+    "{user}",
+    "user:{42}:*",
+    "*",
+    "a.b.c",
+    "$gt",
+    "key with spaces\tand\nnewlines",
+    "null",
+    "NULL",
+    "",
 ]
+
+
+def test_operator_looking_documents_are_literal(backend: Backend) -> None:
+    items = backend.toolkit().repository(Item)
+    doc = {"$where": "sleep(1000)", "$gt": "", "a.b": {"$ne": None}, "{k}": ["$in", "*"], "": "empty key"}
+    items.put(Item(id="$where", name="{$gt: ''}", doc=doc, tags=["$or", "."]))
+    items.put(Item(id="plain", name="plain"))
+    assert items.get("$where") == Item(id="$where", name="{$gt: ''}", doc=doc, tags=["$or", "."])
+    assert [i.id for i in items.find({"name": "{$gt: ''}"})] == ["$where"]
+    assert items.count() == 2
 
 
 def test_put_get_roundtrip_every_type(backend: Backend) -> None:

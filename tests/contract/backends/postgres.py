@@ -34,7 +34,7 @@ class PostgresBackend(ContractBackend):
         return f"{self.urls[index % len(self.urls)]}?schema={self.prefix}s{index}"
 
     def options(self) -> dict[str, Any]:
-        return {"pool_size": 2}
+        return {"pool_size": 2, "namespace": self.prefix}
 
     def cleanup(self, toolkit: Toolkit) -> None:
         for store in toolkit._stores.values():
