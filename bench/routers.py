@@ -45,9 +45,7 @@ def make_keys(count: int) -> list[str]:
     return [f"user:{index:09d}" for index in range(count)]
 
 
-def best_rate(
-    lookup: Callable[[str], Any], keys: Sequence[str], repeat: int, advance: Callable[[], None]
-) -> float:
+def best_rate(lookup: Callable[[str], Any], keys: Sequence[str], repeat: int, advance: Callable[[], None]) -> float:
     """Lookups per second: the whole batch timed with perf_counter, best of ``repeat``."""
     best = 0.0
     for _ in range(repeat):
@@ -91,9 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--keys", type=int, default=1_000_000, help="number of keys (default 1,000,000)")
     parser.add_argument("--shards", type=int, default=10, help="number of equal shards (default 10)")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="timed repetitions; the best counts (default 3)"
-    )
+    parser.add_argument("--repeat", type=int, default=3, help="timed repetitions; the best counts (default 3)")
     args = parser.parse_args(argv)
     console = Console()
     if not console.is_terminal:  # piped or captured: don't squeeze the table into 80 columns

@@ -85,9 +85,7 @@ _OPTIONS: Final = {
 }
 
 
-def router_from_spec(
-    spec: Mapping[str, Any], *, directory_entries: Mapping[bytes, str] | None = None
-) -> Router:
+def router_from_spec(spec: Mapping[str, Any], *, directory_entries: Mapping[bytes, str] | None = None) -> Router:
     """The router a catalog spec (``Router.to_spec()``) describes.
 
     A directory router's entries are not part of its spec; pass them (encoded key ->
@@ -165,9 +163,7 @@ def _hash(names: list[str], listed: str, options: Mapping[str, Any], where: str)
     for name in weights:
         if name not in names:
             raise TopologyError(f"{where}.weights.{name}: unknown shard {name!r} (shards: {listed})")
-    return HashRouter.create(
-        {name: weights.get(name, 1) for name in names}, slots=options.get("slots", DEFAULT_SLOTS)
-    )
+    return HashRouter.create({name: weights.get(name, 1) for name in names}, slots=options.get("slots", DEFAULT_SLOTS))
 
 
 def _directory(names: list[str], listed: str, options: Mapping[str, Any], where: str) -> DirectoryRouter:
@@ -179,9 +175,7 @@ def _directory(names: list[str], listed: str, options: Mapping[str, Any], where:
     if not isinstance(nested, Mapping):
         raise TopologyError(f"{where}.fallback: expected a router table with a type, not {nested!r}")
     nested_kind = nested.get("type", "hash")
-    fallback = _build(
-        nested_kind, names, {k: v for k, v in nested.items() if k != "type"}, f"{where}.fallback"
-    )
+    fallback = _build(nested_kind, names, {k: v for k, v in nested.items() if k != "type"}, f"{where}.fallback")
     raw = options.get("entries", {})
     pins: dict[bytes, str] = {}
     if isinstance(raw, Mapping):
@@ -190,9 +184,7 @@ def _directory(names: list[str], listed: str, options: Mapping[str, Any], where:
         items = []
         for index, item in enumerate(raw):
             if not isinstance(item, Mapping) or set(item) != {"key", "shard"}:
-                raise TopologyError(
-                    f"{where}.entries[{index}]: expected {{key = ..., shard = ...}}, not {item!r}"
-                )
+                raise TopologyError(f"{where}.entries[{index}]: expected {{key = ..., shard = ...}}, not {item!r}")
             items.append((item["key"], item["shard"], f"{where}.entries[{index}]"))
     else:
         raise TopologyError(f"{where}.entries: expected a table of key = shard, not {raw!r}")

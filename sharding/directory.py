@@ -49,16 +49,13 @@ class DirectoryRouter:
             strays = [name for name in fallback.shards if name not in known]
             if strays:
                 raise TopologyError(
-                    f"fallback: routes to shard {strays[0]!r}, which is not one of the shards "
-                    f"({', '.join(known)})"
+                    f"fallback: routes to shard {strays[0]!r}, which is not one of the shards ({', '.join(known)})"
                 )
         allowed = frozenset(known)
         table: dict[bytes, ShardId] = {}
         for encoded, shard in entries.items():
             if shard not in allowed:
-                raise TopologyError(
-                    f"entries[{_show(encoded)}]: unknown shard {shard!r} (shards: {', '.join(known)})"
-                )
+                raise TopologyError(f"entries[{_show(encoded)}]: unknown shard {shard!r} (shards: {', '.join(known)})")
             if not isinstance(encoded, bytes):
                 raise TopologyError(f"entries: keys must be encode_key() bytes, not {encoded!r}")
             table[encoded] = ShardId(shard)
@@ -181,9 +178,7 @@ class DirectoryRouter:
         return {"type": "directory", "shards": list(self._shards), "fallback": self._fallback.to_spec()}
 
     @classmethod
-    def from_spec(
-        cls, spec: Mapping[str, Any], entries: Mapping[bytes, str] | None = None
-    ) -> DirectoryRouter:
+    def from_spec(cls, spec: Mapping[str, Any], entries: Mapping[bytes, str] | None = None) -> DirectoryRouter:
         """Rebuild from ``to_spec()`` output plus the entries loaded from the catalog."""
         from sharding import router_from_spec  # the dispatcher imports this module
 

@@ -69,12 +69,7 @@ def _normalise_weights(weights: Weights) -> dict[ShardId, float]:
             raise TopologyError(f"weights: shard names must be non-empty strings, not {name!r}")
         if name in result:
             raise TopologyError(f"weights.{name}: shard {name!r} is listed twice")
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, (int, float))
-            or not math.isfinite(weight)
-            or weight <= 0
-        ):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
             raise TopologyError(f"weights.{name}: weight must be a positive number, not {weight!r}")
         result[ShardId(name)] = weight
     if not result:
@@ -83,13 +78,7 @@ def _normalise_weights(weights: Weights) -> dict[ShardId, float]:
 
 
 def _check_slots(slots: object) -> int:
-    if (
-        isinstance(slots, bool)
-        or not isinstance(slots, int)
-        or slots < 1
-        or slots > MAX_SLOTS
-        or slots & (slots - 1)
-    ):
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1 or slots > MAX_SLOTS or slots & (slots - 1):
         raise TopologyError(f"slots: must be a power of two between 1 and {MAX_SLOTS}, not {slots!r}")
     return slots
 
@@ -287,12 +276,8 @@ class HashRouter:
     def owned_ranges(self, shard: str) -> list[TokenRange]:
         """The token ranges ``shard`` owns, contiguous runs merged, in token order."""
         if shard not in self._weights:
-            raise TopologyError(
-                f"shard {shard!r} is not one of this router's shards ({', '.join(self._shards)})"
-            )
-        return [
-            self._tokens_of_slots(first, end) for first, end, owner in _runs(self._table) if owner == shard
-        ]
+            raise TopologyError(f"shard {shard!r} is not one of this router's shards ({', '.join(self._shards)})")
+        return [self._tokens_of_slots(first, end) for first, end, owner in _runs(self._table) if owner == shard]
 
     # -- topology -----------------------------------------------------------------------
 
@@ -360,9 +345,7 @@ class HashRouter:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, HashRouter):
             return NotImplemented
-        return (
-            self._table == other._table and self._weights == other._weights and self._shards == other._shards
-        )
+        return self._table == other._table and self._weights == other._weights and self._shards == other._shards
 
     def __hash__(self) -> int:
         return hash((self._table, self._shards))

@@ -122,9 +122,7 @@ class RangeRouter:
         if not isinstance(bounded, bool):
             raise TopologyError(f"bounded: expected true or false, not {bounded!r}")
         if isinstance(ranges, (str, bytes, Mapping)) or not isinstance(ranges, Sequence) or not ranges:
-            raise TopologyError(
-                f"ranges: expected a non-empty list of {{shard, upto}} tables, not {ranges!r}"
-            )
+            raise TopologyError(f"ranges: expected a non-empty list of {{shard, upto}} tables, not {ranges!r}")
         known = None if shards is None else tuple(ShardId(name) for name in shards)
         splits: list[Any] = []  # KeyValues of one family (Any: bisect wants an order)
         owners: list[ShardId | None] = []
@@ -147,14 +145,11 @@ class RangeRouter:
             if index == last and not bounded:
                 if has_upto:
                     raise TopologyError(
-                        f"{where}.upto: the last range must be unbounded above "
-                        "(drop its upto, or set bounded = true)"
+                        f"{where}.upto: the last range must be unbounded above (drop its upto, or set bounded = true)"
                     )
                 break
             if not has_upto:
-                reason = (
-                    "a bounded router's last range" if index == last else "only the last range may omit it"
-                )
+                reason = "a bounded router's last range" if index == last else "only the last range may omit it"
                 raise TopologyError(f"{where}.upto: missing ({reason})")
             try:
                 point = key_from_json(entry["upto"])
@@ -213,9 +208,7 @@ class RangeRouter:
         """Each range and its owner, in key order."""
         bounds: list[Any] = [None, *self._splits, None]
         return [
-            (KeyRange(bounds[i], bounds[i + 1]), owner)
-            for i, owner in enumerate(self._owners)
-            if owner is not None
+            (KeyRange(bounds[i], bounds[i + 1]), owner) for i, owner in enumerate(self._owners) if owner is not None
         ]
 
     # -- lookups ------------------------------------------------------------------------
@@ -305,8 +298,7 @@ class RangeRouter:
         if not isinstance(target, RangeRouter):
             kind = getattr(target, "kind", type(target).__name__)
             raise TopologyError(
-                f"cannot plan moves from a range router to a {kind} router: "
-                "changing the router type re-homes every key"
+                f"cannot plan moves from a range router to a {kind} router: changing the router type re-homes every key"
             )
         if self._family is not None and target._family is not None:  # noqa: SIM102
             if not _compatible(self._family, target._family):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 
 from hypothesis import strategies as st
 
@@ -32,9 +31,7 @@ keys = st.recursive(
 )
 """Arbitrary keys, including nested tuples of every key type."""
 
-shard_names = st.lists(
-    st.sampled_from([f"s{i}" for i in range(12)]), min_size=1, max_size=8, unique=True
-)
+shard_names = st.lists(st.sampled_from([f"s{i}" for i in range(12)]), min_size=1, max_size=8, unique=True)
 
 slot_counts = st.sampled_from([16, 64, 256, 1024, 16384])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -86,7 +87,7 @@ def test_slot_token_ranges_tile_the_token_space(slots: int) -> None:
     ranges = [router.token_range_of_slot(slot) for slot in range(slots)]
     assert ranges[0].start == MIN_TOKEN
     assert ranges[-1].end == MAX_TOKEN + 1
-    assert all(left.end == right.start for left, right in zip(ranges, ranges[1:], strict=False))
+    assert all(left.end == right.start for left, right in pairwise(ranges))
     assert router.slot_for_token(MIN_TOKEN) == 0
     assert router.slot_for_token(MAX_TOKEN) == slots - 1
 
@@ -104,11 +105,11 @@ def test_owned_ranges_partition_the_token_space(router: HashRouter) -> None:
     pieces = sorted((r, shard) for shard in router.shards for r in router.owned_ranges(shard))
     assert pieces[0][0].start == MIN_TOKEN
     assert pieces[-1][0].end == MAX_TOKEN + 1
-    for (left, _), (right, _) in zip(pieces, pieces[1:], strict=False):
+    for (left, _), (right, _) in pairwise(pieces):
         assert left.end == right.start
     for shard in router.shards:  # merged: no two of one shard's ranges touch
         owned = router.owned_ranges(shard)
-        assert all(a.end < b.start for a, b in zip(owned, owned[1:], strict=False))
+        assert all(a.end < b.start for a, b in pairwise(owned))
 
 
 def test_owned_ranges_of_an_unknown_shard_is_an_error() -> None:
@@ -189,7 +190,7 @@ def test_moves_cover_exactly_the_keys_that_change_owner(data: st.DataObject) -> 
 def check_moves_are_grouped(moves: list[Move]) -> None:
     spans = [move.span for move in moves]
     assert all(isinstance(span, TokenRange) and span.start < span.end for span in spans)
-    for left, right in zip(moves, moves[1:], strict=False):
+    for left, right in pairwise(moves):
         assert left.span.end <= right.span.start  # type: ignore[union-attr]
         if left.span.end == right.span.start:  # type: ignore[union-attr]
             assert (left.source, left.target) != (right.source, right.target)
