@@ -199,8 +199,7 @@ def test_stack_script_reads_its_ports_from_endpoints() -> None:
     assert set(ep.neo4j_ports) == ports["neo4j"]
     assert {ep.mongo_port} == ports["mongo"]
     assert set(ep.pg_databases) == {
-        urlsplit(u).path.lstrip("/")
-        for u in [endpoints()["postgres"]["catalog"], *endpoints()["postgres"]["shards"]]
+        urlsplit(u).path.lstrip("/") for u in [endpoints()["postgres"]["catalog"], *endpoints()["postgres"]["shards"]]
     }
 
 
@@ -223,9 +222,7 @@ def _example_urls() -> list[Any]:
         "cassandra": pytest.mark.cassandra,
         "bolt": pytest.mark.neo4j,
     }
-    out = [
-        pytest.param(cfg["catalog"]["url"], marks=[pytest.mark.servers, marks["postgresql"]], id="catalog")
-    ]
+    out = [pytest.param(cfg["catalog"]["url"], marks=[pytest.mark.servers, marks["postgresql"]], id="catalog")]
     for name, store in cfg["stores"].items():
         for shard, url in store["shards"].items():
             scheme = urlsplit(url).scheme
@@ -280,9 +277,8 @@ def _probe(url: str) -> None:
     elif scheme == "bolt":
         import neo4j
 
-        driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=10)
-        connect("neo4j", driver.verify_connectivity)
-        driver.close()
+        with neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=10) as driver:
+            connect("neo4j", driver.verify_connectivity)
     else:  # pragma: no cover - test_example_config_points_at_the_endpoints guards this
         raise AssertionError(f"no probe for {url}")
 

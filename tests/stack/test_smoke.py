@@ -7,6 +7,7 @@ parallel, and against servers that other tests use.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -128,21 +129,22 @@ def test_neo4j_create_match_on_every_server(unique: str) -> None:
     neo4j = pytest.importorskip("neo4j")
     label = f"Smoke_{unique}"
     for i, url in enumerate(endpoint("neo4j")):
-        driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=10)
-        connect("neo4j", driver.verify_connectivity)
-        try:
-            driver.execute_query(
-                f"CREATE (:{label} {{name: $a}})-[:KNOWS]->(:{label} {{name: $b}})",
-                a=f"alice{i}",
-                b=f"bob{i}",
-            )
-            records, _, _ = driver.execute_query(
-                f"MATCH (x:{label})-[:KNOWS]->(y:{label}) RETURN x.name AS x, y.name AS y"
-            )
-            assert [(r["x"], r["y"]) for r in records] == [(f"alice{i}", f"bob{i}")]
-        finally:
-            driver.execute_query(f"MATCH (n:{label}) DETACH DELETE n")
-            driver.close()
+        with neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=10) as driver:
+            connect("neo4j", driver.verify_connectivity)
+            _neo4j_round_trip(driver, label, i)
+
+
+def _neo4j_round_trip(driver: Any, label: str, i: int) -> None:
+    try:
+        driver.execute_query(
+            f"CREATE (:{label} {{name: $a}})-[:KNOWS]->(:{label} {{name: $b}})",
+            a=f"alice{i}",
+            b=f"bob{i}",
+        )
+        records, _, _ = driver.execute_query(f"MATCH (x:{label})-[:KNOWS]->(y:{label}) RETURN x.name AS x, y.name AS y")
+        assert [(r["x"], r["y"]) for r in records] == [(f"alice{i}", f"bob{i}")]
+    finally:
+        driver.execute_query(f"MATCH (n:{label}) DETACH DELETE n")
 
 
 @pytest.mark.mongo
