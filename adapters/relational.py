@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import operator
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -137,6 +138,61 @@ def _column_type(spec: FieldSpec, *, keyish: bool) -> sa.types.TypeEngine[Any]:
     return types[spec.type]
 
 
+_Processor = Callable[[Any], Any] | None
+
+
+class _Compiled:
+    """A statement compiled once and run on a raw DBAPI connection: the hot path.
+
+    SQLAlchemy re-enters its execution machinery (events, result metadata, context
+    objects) on every call, which costs more than SQLite itself for a point read.
+    Compiling once and applying SQLAlchemy's own bind and result processors keeps the
+    exact same types and SQL while skipping that per-call work.
+    """
+
+    __slots__ = ("binds", "columns", "converters", "dialect", "getter", "positional", "results", "sql")
+
+    def __init__(self, stmt: sa.ClauseElement, dialect: sa.Dialect, columns: Sequence[sa.Column[Any]] = ()) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
+        self.binds: list[tuple[str, _Processor]] = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
+        ]
+        # Fast parameter building: pick all values in one C call, then convert only the
+        # few columns whose type has a bind processor.
+        self.getter = operator.itemgetter(*names) if names else None
+        self.converters = [(index, proc) for index, (_, proc) in enumerate(self.binds) if proc is not None]
+        self.dialect = dialect
+        self.columns = list(columns)
+        self.results: list[tuple[str, _Processor]] | None = None
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        if self.positional and self.getter is not None:
+            picked = self.getter(values)
+            if len(self.binds) == 1:
+                picked = (picked,)
+            if not self.converters:
+                return picked
+            converted = list(picked)
+            for index, proc in self.converters:
+                converted[index] = proc(converted[index])
+            return converted
+        return {name: values[name] if proc is None else proc(values[name]) for name, proc in self.binds}
+
+    def row(self, raw: Sequence[Any], description: Sequence[Any]) -> Row:
+        results = self.results
+        if results is None:
+            # Some processors depend on the driver's type code (psycopg numerics), which
+            # only the first result tells; it is the same for every later one.
+            results = self.results = [
+                (column.name, column.type.dialect_impl(self.dialect).result_processor(self.dialect, info[1]))
+                for column, info in zip(self.columns, description, strict=True)
+            ]
+        return {name: value if proc is None else proc(value) for (name, proc), value in zip(results, raw, strict=True)}
+
+
 @dataclass(frozen=True, slots=True)
 class _TableSet:
     """A table and the statements reused for it."""
@@ -149,6 +205,9 @@ class _TableSet:
     get_stmt: sa.Select[Any]
     delete_stmt: sa.Delete
     upsert_stmt: Any
+    fast_get: _Compiled
+    fast_delete: _Compiled
+    fast_upsert: _Compiled | None
 
     def key_clause(self, key: Any) -> sa.ColumnElement[bool]:
         if len(self.key_columns) == 1:
@@ -270,19 +329,26 @@ class RelationalAdapter(Adapter):
                         connection.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
                 self._metadata.create_all(self.engine, tables=[table], checkfirst=True)
             data_columns = tuple(column.name for column in table.columns)
+            get_stmt = sa.select(table).where(
+                sa.and_(*(column == sa.bindparam(f"k_{column.name}") for column in key_columns))
+            )
+            delete_stmt = table.delete().where(
+                sa.and_(*(column == sa.bindparam(f"k_{column.name}") for column in key_columns))
+            )
+            upsert_stmt = self._upsert_statement(table, key_columns)
+            dialect = self.engine.dialect
             self._tables[name] = _TableSet(
                 table=table,
                 key_columns=key_columns,
                 shard_columns=tuple(table.c[field] for field in schema.shard_key),
                 data_columns=data_columns,
                 with_token=with_token,
-                get_stmt=sa.select(table).where(
-                    sa.and_(*(column == sa.bindparam(f"k_{column.name}") for column in key_columns))
-                ),
-                delete_stmt=table.delete().where(
-                    sa.and_(*(column == sa.bindparam(f"k_{column.name}") for column in key_columns))
-                ),
-                upsert_stmt=self._upsert_statement(table, key_columns),
+                get_stmt=get_stmt,
+                delete_stmt=delete_stmt,
+                upsert_stmt=upsert_stmt,
+                fast_get=_Compiled(get_stmt, dialect, list(table.columns)),
+                fast_delete=_Compiled(delete_stmt, dialect),
+                fast_upsert=_Compiled(upsert_stmt, dialect) if upsert_stmt is not None else None,
             )
 
     def _upsert_statement(self, table: sa.Table, key_columns: tuple[sa.Column[Any], ...]) -> Any:
@@ -352,6 +418,36 @@ class RelationalAdapter(Adapter):
     def close(self) -> None:
         self.engine.dispose()
 
+    # -- the hot path ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _raw(self, key: Any = None, *, write: bool = False) -> Iterator[Any]:
+        """A pooled DBAPI cursor; commits a write, and maps driver errors like SQLAlchemy does."""
+        dialect = self.engine.dialect
+        dbapi_error = dialect.loaded_dbapi.Error
+        with translate_errors(self.store, self.shard, key):
+            raw = self.engine.raw_connection()
+            cursor = None
+            try:
+                cursor = raw.cursor()
+                yield cursor
+                if write:
+                    raw.commit()
+            except dbapi_error as exc:
+                disconnected = dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+                if disconnected:
+                    raw.invalidate(exc)
+                else:
+                    with contextlib.suppress(dbapi_error):
+                        raw.rollback()
+                raise DBAPIError.instance(
+                    None, None, exc, dbapi_error, connection_invalidated=disconnected, dialect=dialect
+                ) from exc
+            finally:
+                if cursor is not None:
+                    with contextlib.suppress(dbapi_error):
+                        cursor.close()
+                raw.close()
+
     # -- rows ------------------------------------------------------------------------
     @staticmethod
     def _key_params(tables: _TableSet, key: Any) -> dict[str, Any]:
@@ -368,18 +464,29 @@ class RelationalAdapter(Adapter):
     def put(self, schema: EntitySchema, row: Row) -> None:
         tables = self._tableset(schema)
         params = self._row_params(tables, row)
-        with translate_errors(self.store, self.shard, schema.key_of(row)), self.engine.begin() as connection:
-            self._upsert(connection, tables, [params])
+        if tables.fast_upsert is None:
+            with translate_errors(self.store, self.shard, schema.key_of(row)), self.engine.begin() as connection:
+                self._upsert(connection, tables, [params])
+            return
+        with self._raw(schema.key_of(row), write=True) as cursor:
+            cursor.execute(tables.fast_upsert.sql, tables.fast_upsert.params(params))
 
     def put_many(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
         if not rows:
             return 0
         tables = self._tableset(schema)
-        # Last write wins within one batch, as with a sequence of puts.
-        unique = {schema.key_of(row): self._row_params(tables, row) for row in rows}
-        with translate_errors(self.store, self.shard), self.engine.begin() as connection:
-            self._upsert(connection, tables, list(unique.values()))
-        return len(unique)
+        fast = tables.fast_upsert
+        if fast is None:
+            unique = {schema.key_of(row): self._row_params(tables, row) for row in rows}
+            with translate_errors(self.store, self.shard), self.engine.begin() as connection:
+                self._upsert(connection, tables, list(unique.values()))
+            return len(unique)
+        # Executed in order, so the last write of a key within one batch wins, as with puts.
+        with self._raw(write=True) as cursor:
+            cursor.executemany(fast.sql, [fast.params(row) for row in rows])
+        if len(schema.key) == 1:
+            return len(set(map(operator.itemgetter(schema.key[0]), rows)))
+        return len({schema.key_of(row) for row in rows})
 
     def _upsert(self, connection: Connection, tables: _TableSet, params: list[dict[str, Any]]) -> None:
         if tables.upsert_stmt is not None:
@@ -392,9 +499,11 @@ class RelationalAdapter(Adapter):
 
     def get(self, schema: EntitySchema, key: Any) -> Row | None:
         tables = self._tableset(schema)
-        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
-            found = connection.execute(tables.get_stmt, self._key_params(tables, key)).mappings().first()
-        return dict(found) if found is not None else None
+        fast = tables.fast_get
+        with self._raw(key) as cursor:
+            cursor.execute(fast.sql, fast.params(self._key_params(tables, key)))
+            found = cursor.fetchone()
+            return fast.row(found, cursor.description) if found is not None else None
 
     def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
         tables = self._tableset(schema)
@@ -408,9 +517,10 @@ class RelationalAdapter(Adapter):
 
     def delete(self, schema: EntitySchema, key: Any) -> bool:
         tables = self._tableset(schema)
-        with translate_errors(self.store, self.shard, key), self.engine.begin() as connection:
-            result = connection.execute(tables.delete_stmt, self._key_params(tables, key))
-        return bool(result.rowcount)
+        fast = tables.fast_delete
+        with self._raw(key, write=True) as cursor:
+            cursor.execute(fast.sql, fast.params(self._key_params(tables, key)))
+            return bool(cursor.rowcount)
 
     def delete_many(self, schema: EntitySchema, keys: Sequence[Any]) -> int:
         tables = self._tableset(schema)

@@ -95,6 +95,9 @@ def encode_key(value: object) -> bytes:
     if type(value) is str:
         raw = _utf8(value)
         return b"s" + len(raw).to_bytes(4, "big") + raw
+    if type(value) is int:  # the other common key type
+        text = str(value).encode("ascii")
+        return b"i" + len(text).to_bytes(4, "big") + text
     out = bytearray()
     _encode_into(value, out)
     return bytes(out)

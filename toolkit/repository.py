@@ -22,6 +22,7 @@ import builtins
 import datetime as dt
 import decimal
 import enum
+import operator
 import re
 import uuid
 from collections import defaultdict
@@ -95,6 +96,14 @@ def parse_order(order_by: str | Sequence[str | Order] | None) -> tuple[Order, ..
     return tuple(result)
 
 
+def _is_enum(annotation: Any) -> bool:
+    """Whether a field may hold an Enum (stored as its value)."""
+    import typing
+
+    candidates = typing.get_args(annotation) or (annotation,)
+    return any(isinstance(c, type) and issubclass(c, enum.Enum) for c in candidates)
+
+
 class _Descending:
     """Inverts comparison, so one ascending sort handles mixed directions."""
 
@@ -139,7 +148,14 @@ class Repository(Generic[E]):
         self.store = store
         self._executor = executor
         self._scalar_fields = tuple(spec.name for spec in self.schema.fields if spec.type != "json")
+        self._scalar_values = operator.attrgetter(*self._scalar_fields) if self._scalar_fields else None
+        self._enum_fields = tuple(
+            name
+            for name, info in entity.model_fields.items()
+            if name in self._scalar_fields and _is_enum(info.annotation)
+        )
         self._json_fields = {spec.name for spec in self.schema.fields if spec.type == "json"}
+        self._single_shard_key = self.schema.shard_key[0] if len(self.schema.shard_key) == 1 else None
         self._key_types = tuple(self.schema.field(name).type for name in self.schema.key)
         self._shard_key_is_key = self.schema.shard_key == self.schema.key
 
@@ -150,13 +166,21 @@ class Repository(Generic[E]):
     def _to_row(self, entity: E | Mapping[str, Any]) -> tuple[E, Row]:
         if not isinstance(entity, self.entity):
             entity = self.entity.parse(entity)
-        row: Row = {}
-        for name in self._scalar_fields:
-            value = getattr(entity, name)
-            row[name] = value.value if isinstance(value, enum.Enum) else value
+        row: Row
+        if self._scalar_values is None:
+            row = {}
+        elif len(self._scalar_fields) == 1:
+            row = {self._scalar_fields[0]: self._scalar_values(entity)}
+        else:
+            row = dict(zip(self._scalar_fields, self._scalar_values(entity), strict=True))
+        for name in self._enum_fields:
+            value = row[name]
+            if isinstance(value, enum.Enum):
+                row[name] = value.value
         if self._json_fields:
             row.update(entity.model_dump(mode="json", include=self._json_fields))
-        row[TOKEN_FIELD] = token_of(self.schema.shard_key_of(row))
+        shard_key = row[self._single_shard_key] if self._single_shard_key else self.schema.shard_key_of(row)
+        row[TOKEN_FIELD] = token_of(shard_key)
         return entity, row
 
     def _from_row(self, row: Row) -> E:
@@ -246,10 +270,14 @@ class Repository(Generic[E]):
         Every entity is validated before anything is written.
         """
         by_shard: dict[ShardId, list[Row]] = defaultdict(list)
-        route = self.store.router.shard_for
+        router = self.store.router
+        by_token = getattr(router, "shard_for_token", None) if router.kind == "hash" else None
         for entity in entities:
             _, row = self._to_row(entity)
-            by_shard[route(self.schema.shard_key_of(row))].append(row)
+            if by_token is not None:  # the token is already computed: skip hashing twice
+                by_shard[by_token(row[TOKEN_FIELD])].append(row)
+            else:
+                by_shard[router.shard_for(self.schema.shard_key_of(row))].append(row)
         if not by_shard:
             return 0
         shards = list(by_shard)
