@@ -23,6 +23,7 @@ import datetime as dt
 import operator
 import re
 import threading
+import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -42,6 +43,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo
 from adapters.registry import redact_url
@@ -153,7 +155,7 @@ class _Compiled:
     __slots__ = ("binds", "columns", "converters", "dialect", "getter", "positional", "results", "sql")
 
     def __init__(self, stmt: sa.ClauseElement, dialect: sa.Dialect, columns: Sequence[sa.Column[Any]] = ()) -> None:
-        compiled = stmt.compile(dialect=dialect)
+        compiled = typing.cast(SQLCompiler, stmt.compile(dialect=dialect))
         self.sql = compiled.string
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
