@@ -1,0 +1,897 @@
+"""The key-value adapter: redis-py over standalone Redis (``redis://``, ``rediss://``)
+and Redis Cluster (``redis-cluster://host:port[,host:port...]``).
+
+Layout (``NS`` is the store option ``namespace`` followed by the URL's ``?prefix=``,
+which lets several logical shards share one server or cluster; ``E`` is the entity's
+table name; ``B`` a bucket number; ``K`` the hex of ``sharding.keys.encode_key(key)``,
+so a key containing ``{``, ``}``, ``:`` or ``*`` is never read as syntax)::
+
+    {NS E:B}:r:K     one Redis hash per row: field name -> encoded value; absent = null
+    {NS E:B}:idx     one sorted set per bucket, all scores 0, members TTTTTTTTTTTTTTTT K
+                     (T: the row's token + 2**63 as 16 lowercase hex digits)
+    NS__ps_meta      a hash: entity -> its layout (the bucket count), fixed at first ensure
+
+Why this shape:
+
+* Hash tags. Everything between the first ``{`` and ``}`` picks the cluster slot, so a
+  row and the index bucket that lists it always share a slot: every write is one Lua
+  script that updates both atomically, which Redis Cluster allows only within a slot.
+  A row's bucket is ``crc32(encoded key) % buckets``; standalone Redis uses one bucket,
+  Redis Cluster 64 by default (option ``index_buckets``) so that one entity's rows are
+  spread over the whole cluster. The bucket count of an entity is stored in the meta
+  hash on first use, so every process agrees on it.
+* Values are typed by the schema, not tagged: str as UTF-8, int and float as decimal
+  text (so HINCRBY and Lua arithmetic work on them), bool ``1``/``0``, bytes raw,
+  datetime as int64 microseconds since the epoch (UTC, lossless), date ISO, Decimal as
+  its exact string, UUID hex, json fields as compact JSON. A null field is an absent
+  hash field. ``_ps_token`` is stored as the 16 hex digits the index uses. No pickle.
+* Token ranges: token order is the lexicographic order of the index members, so
+  ``scan(tokens=...)`` is one ``ZRANGEBYLEX`` per bucket (``[start`` .. ``(end``),
+  paginated by the last member seen (keyset, never an offset): the cost follows the
+  rows in the range, not the entity's size. Scores are not used because doubles
+  cannot hold 64-bit tokens exactly.
+* Redis has no secondary indexes without modules, so ``find``, ``count`` and
+  ``scan(keys=KeyRange)`` walk the entity's index (all buckets at once, pipelined, in
+  batches) and filter, sort and limit in Python with ``Filter.matches`` semantics:
+  honest, linear in the shard's rows of that entity. ``count`` fetches only the
+  fields its filters name.
+* TTL: ``put_ttl`` sets ``PEXPIRE`` on the row hash inside the write script. An index
+  member cannot expire, so every read checks that the row still exists with the same
+  token; members whose row is gone are never returned and are removed lazily by a
+  script that re-checks under the slot's atomicity.
+* ``increment`` is a Lua script: ``HINCRBY`` for int fields (exact 64-bit), double
+  arithmetic printed with ``%.17g`` for float fields (round-trips exactly); a missing
+  row raises NotFoundError and is not created.
+* Driver retries are off by default (``retries`` option): the toolkit's resilience
+  layer owns retrying, and a blind retry could apply an increment twice.
+* Every redis-py exception is translated into ``toolkit.errors`` (see ``ERROR_MAP``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import decimal
+import heapq
+import json
+import math
+import re
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, cast
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.exceptions as rex
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
+
+from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Order, Query, Row, ShardInfo
+from adapters.registry import redact_url
+from sharding.base import KeyRange, TokenRange
+from sharding.keys import encode_key
+from sharding.keys import token as token_of
+from toolkit.errors import (
+    ConfigError,
+    NotFoundError,
+    QueryError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+)
+from toolkit.model import EntitySchema, FieldSpec
+
+__all__ = ["ERROR_MAP", "KeyValueAdapter", "parse_url", "translate_errors"]
+
+_BIAS: Final = 2**63
+_TOKEN_WIDTH: Final = 16
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_.:-]*$")
+_CHUNK: Final = 500
+"""Commands per pipeline round trip for writes and key lookups."""
+_WALK_BATCH: Final = 2000
+"""Index members fetched per round (over all buckets) by find/count."""
+_CLUSTER_BUCKETS: Final = 64
+_MAX_BUCKETS: Final = 1024
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICRO: Final = dt.timedelta(microseconds=1)
+
+# -- errors --------------------------------------------------------------------------
+
+ERROR_MAP: Final[tuple[tuple[type[BaseException], type[StoreError], bool], ...]] = (
+    # (driver exception, toolkit error, retryable); the first isinstance match wins,
+    # so subclasses come before their bases.
+    (rex.AuthenticationError, StoreError, False),
+    (rex.AuthorizationError, StoreError, False),
+    (rex.MaxConnectionsError, StoreTimeout, True),
+    (rex.BusyLoadingError, StoreUnavailable, True),
+    (rex.ConnectionError, StoreUnavailable, True),
+    (rex.TimeoutError, StoreTimeout, True),
+    (rex.MasterDownError, StoreUnavailable, True),
+    (rex.ClusterDownError, StoreUnavailable, True),
+    (rex.TryAgainError, StoreUnavailable, True),
+    (rex.ReadOnlyError, StoreUnavailable, True),
+    (rex.AskError, StoreUnavailable, True),  # MovedError too: the slot map is changing
+    (rex.SlotNotCoveredError, StoreUnavailable, True),
+    (rex.ClusterError, StoreUnavailable, True),
+    (rex.ClusterCrossSlotError, StoreError, False),
+    (rex.OutOfMemoryError, StoreError, True),  # memory may be freed by expiry/eviction
+    (rex.NoPermissionError, StoreError, False),
+    (rex.ExecAbortError, StoreError, False),
+    (rex.NoScriptError, StoreError, True),
+    (rex.ResponseError, StoreError, False),
+    (rex.WatchError, StoreError, True),
+    (rex.InvalidResponse, StoreUnavailable, True),
+    (rex.DataError, StoreError, False),
+    (rex.RedisClusterException, StoreUnavailable, True),  # "cannot be connected", no nodes
+    (rex.RedisError, StoreError, False),
+)
+"""Every redis-py exception class the adapter catches, mapped to the toolkit's error."""
+
+_CAUGHT: Final = tuple(entry[0] for entry in ERROR_MAP)
+
+
+def _translate(exc: BaseException, store: str, shard: str, key: Any) -> StoreError:
+    for kind, error, retryable in ERROR_MAP:
+        if isinstance(exc, kind):
+            text = _first_line(exc)
+            if kind is rex.RedisClusterException and "connect" not in text.lower():
+                return StoreError(text, store=store, shard=shard, key=key, retryable=False)
+            return error(text, store=store, shard=shard, key=key, retryable=retryable)
+    return StoreError(_first_line(exc), store=store, shard=shard, key=key, retryable=False)
+
+
+@contextlib.contextmanager
+def translate_errors(store: str, shard: str, key: Any = None) -> Iterator[None]:
+    """Turn redis-py exceptions into the toolkit's hierarchy (see ``ERROR_MAP``)."""
+    try:
+        yield
+    except _CAUGHT as exc:
+        raise _translate(exc, store, shard, key) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+# -- URLs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """What a shard URL says: standalone or cluster, where, and the key prefix."""
+
+    cluster: bool
+    url: str
+    """For standalone: the URL redis-py parses (without ``prefix``)."""
+    nodes: tuple[tuple[str, int], ...] = ()
+    """For a cluster: the startup nodes."""
+    username: str | None = None
+    password: str | None = None
+    prefix: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_url(url: str) -> RedisTarget:
+    """Split a shard URL; ``?prefix=`` (letters, digits, ``_.:-``) is polystore's own.
+
+    ``redis-cluster://[user:pass@]host:port[,host:port...]`` lists startup nodes.
+    """
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    prefix = query.pop("prefix", "")
+    if not _NAMESPACE.match(prefix):
+        raise ConfigError(f"{redact_url(url)}: prefix may hold only letters, digits and _.:-")
+    scheme = parts.scheme.lower()
+    if scheme in ("redis", "rediss", "unix"):
+        rest = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+        return RedisTarget(cluster=False, url=rest, prefix=prefix, params=query)
+    if scheme != "redis-cluster":
+        raise ConfigError(f"{redact_url(url)}: expected redis://, rediss:// or redis-cluster://")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{redact_url(url)}: cluster nodes are host:port, separated by commas")
+        nodes.append((host.strip("[]"), int(port)))
+    return RedisTarget(
+        cluster=True,
+        url=url,
+        nodes=tuple(nodes),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        prefix=prefix,
+        params=query,
+    )
+
+
+# -- value encoding ------------------------------------------------------------------
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _enc_datetime(value: Any) -> bytes:
+    return str((_utc(value) - _EPOCH) // _MICRO).encode()
+
+
+def _dec_datetime(raw: bytes) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=int(raw))
+
+
+def _enc_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _enc_str(value: Any) -> bytes:
+    return str(value).encode("utf-8")
+
+
+def _enc_float(value: Any) -> bytes:
+    return repr(float(value)).encode()
+
+
+_ENCODE: Final[dict[str, Callable[[Any], bytes]]] = {
+    "str": _enc_str,
+    "int": lambda value: str(int(value)).encode(),
+    "float": _enc_float,
+    "bool": lambda value: b"1" if value else b"0",
+    "bytes": bytes,
+    "datetime": _enc_datetime,
+    "date": lambda value: value.isoformat().encode(),
+    "decimal": lambda value: str(value).encode(),
+    "uuid": lambda value: (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).hex.encode(),
+    "json": _enc_json,
+}
+
+_DECODE: Final[dict[str, Callable[[bytes], Any]]] = {
+    "str": lambda raw: raw.decode("utf-8"),
+    "int": int,
+    "float": float,
+    "bool": lambda raw: raw == b"1",
+    "bytes": bytes,
+    "datetime": _dec_datetime,
+    "date": lambda raw: dt.date.fromisoformat(raw.decode()),
+    "decimal": lambda raw: decimal.Decimal(raw.decode()),
+    "uuid": lambda raw: uuid.UUID(hex=raw.decode()),
+    "json": json.loads,
+}
+
+
+def _token_hex(token: int) -> bytes:
+    return f"{token + _BIAS:016x}".encode()
+
+
+def _token_from_hex(raw: bytes) -> int:
+    return int(raw, 16) - _BIAS
+
+
+# -- Lua scripts ---------------------------------------------------------------------
+# KEYS[1] is the row hash, KEYS[2] its bucket's index: both in one slot (hash tag).
+
+_PUT: Final = """
+local old = redis.call('HGET', KEYS[1], '_ps_token')
+if old and old ~= ARGV[2] then redis.call('ZREM', KEYS[2], old .. ARGV[1]) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[2] .. ARGV[1])
+return 1
+"""
+
+_DELETE: Final = """
+local old = redis.call('HGET', KEYS[1], '_ps_token')
+if not old then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], old .. ARGV[1])
+return 1
+"""
+
+_CLEAN: Final = """
+if redis.call('HGET', KEYS[1], '_ps_token') ~= ARGV[2] then
+  redis.call('ZREM', KEYS[2], ARGV[2] .. ARGV[1])
+  return 1
+end
+return 0
+"""
+
+_INCREMENT: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if ARGV[2] == 'int' then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[3])
+  return redis.call('HGET', KEYS[1], ARGV[1])
+end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local value = (current and tonumber(current) or 0) + tonumber(ARGV[3])
+local text = string.format('%.17g', value)
+redis.call('HSET', KEYS[1], ARGV[1], text)
+return text
+"""
+
+_SCRIPTS: Final = {"put": _PUT, "delete": _DELETE, "clean": _CLEAN, "increment": _INCREMENT}
+
+
+# -- per-entity layout ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where one entity's rows live, and how its fields are encoded."""
+
+    schema: EntitySchema
+    buckets: int
+    tags: tuple[bytes, ...]
+    """``{NS E:B}`` per bucket."""
+    with_token: bool
+    fields: tuple[FieldSpec, ...]
+    names: tuple[bytes, ...]
+
+    def locate(self, key: Any) -> tuple[bytes, bytes, bytes]:
+        """(row key, index key, key hex) of a key."""
+        encoded = encode_key(key)
+        bucket = zlib.crc32(encoded) % self.buckets if self.buckets > 1 else 0
+        keyhex = encoded.hex().encode()
+        tag = self.tags[bucket]
+        return tag + b":r:" + keyhex, tag + b":idx", keyhex
+
+    def row_key(self, bucket: int, keyhex: bytes) -> bytes:
+        return self.tags[bucket] + b":r:" + keyhex
+
+    def index_key(self, bucket: int) -> bytes:
+        return self.tags[bucket] + b":idx"
+
+    def encode(self, row: Row) -> tuple[list[bytes], bytes]:
+        """Flat field/value pairs (nulls omitted) and the token hex of a row."""
+        pairs: list[bytes] = []
+        for spec, name in zip(self.fields, self.names, strict=True):
+            try:
+                value = row[spec.name]
+            except KeyError:
+                raise QueryError(f"row for {self.schema.name} lacks field {spec.name!r}") from None
+            if value is not None:
+                pairs += (name, _ENCODE[spec.type](value))
+        token = row.get(TOKEN_FIELD)
+        if token is None:
+            token = token_of(self.schema.shard_key_of(row))
+        tokenhex = _token_hex(int(token))
+        pairs += (TOKEN_FIELD.encode(), tokenhex)
+        return pairs, tokenhex
+
+    def decode(self, raw: Mapping[bytes, bytes]) -> Row:
+        row: Row = {}
+        for spec, name in zip(self.fields, self.names, strict=True):
+            value = raw.get(name)
+            row[spec.name] = None if value is None else _DECODE[spec.type](value)
+        token = raw.get(TOKEN_FIELD.encode())
+        if self.with_token and token is not None:
+            row[TOKEN_FIELD] = _token_from_hex(token)
+        return row
+
+    def decode_fields(self, specs: Sequence[FieldSpec], values: Sequence[bytes | None]) -> Row:
+        return {
+            spec.name: None if value is None else _DECODE[spec.type](value)
+            for spec, value in zip(specs, values, strict=True)
+        }
+
+
+class _Descending:
+    """Inverts comparison, so one ascending sort handles mixed directions."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and bool(self.value == other.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def _order_key(schema: EntitySchema, order: Sequence[Order]) -> Callable[[Row], tuple[Any, ...]]:
+    """Nulls first ascending (last descending), ties by key ascending: the contract's order."""
+    fields = [(item.field, item.descending) for item in order]
+    named = {item.field for item in order}
+    fields += [(name, False) for name in schema.key if name not in named]
+
+    def key(row: Row) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for name, descending in fields:
+            value = row.get(name)
+            part = (0, 0) if value is None else (1, value)
+            parts.append(_Descending(part) if descending else part)
+        return tuple(parts)
+
+    return key
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """Keyset position of one bucket during a walk of the index."""
+
+    bucket: int
+    low: bytes
+    done: bool = False
+
+
+class KeyValueAdapter(Adapter):
+    """One shard on Redis or Redis Cluster. See the module docstring for the layout."""
+
+    capabilities: ClassVar[Capability] = Capability.TTL | Capability.ATOMIC_INCREMENT
+
+    def __init__(self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, store=store, shard=shard, options=options)
+        namespace = str(self.options.get("namespace", ""))
+        if not _NAMESPACE.match(namespace):
+            raise ConfigError(f"store {store!r}: namespace may hold only letters, digits and _.:- for Redis")
+        self.target = parse_url(url)
+        self.prefix = namespace + self.target.prefix
+        self.cluster = self.target.cluster
+        self._meta_key = f"{self.prefix}__ps_meta".encode()
+        self._client: redis.Redis | RedisCluster | None = None
+        self._shas: dict[str, str] = {}
+        self._layouts: dict[str, _Layout] = {}
+        self._lock = threading.Lock()
+
+    # -- connection ------------------------------------------------------------------
+    def _connect(self) -> redis.Redis | RedisCluster:
+        timeout = float(self.options.get("socket_timeout", 10))
+        connect_timeout = float(self.options.get("connect_timeout", 5))
+        common: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": connect_timeout,
+            "decode_responses": False,
+        }
+        if "pool_size" in self.options:
+            common["max_connections"] = int(self.options["pool_size"])
+        if self.target.cluster:
+            nodes = [ClusterNode(host, port) for host, port in self.target.nodes]  # type: ignore[no-untyped-call]
+            return RedisCluster(
+                startup_nodes=nodes,
+                username=self.target.username,
+                password=self.target.password,
+                **common,
+            )
+        retry = Retry(NoBackoff(), int(self.options.get("retries", 0)))
+        return redis.Redis.from_url(self.target.url, retry=retry, **common)
+
+    @property
+    def client(self) -> redis.Redis | RedisCluster:
+        """The driver client, created on first use (a cluster client contacts its nodes)."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    with translate_errors(self.store, self.shard):
+                        self._client = self._connect()
+                client = self._client
+        return client
+
+    def _pipeline(self) -> Any:
+        return self.client.pipeline(transaction=False)
+
+    def _sha(self, name: str) -> str:
+        sha = self._shas.get(name)
+        if sha is None:
+            sha = self._load_scripts()[name]
+        return sha
+
+    def _load_scripts(self) -> dict[str, str]:
+        """SCRIPT LOAD every script (on every primary of a cluster)."""
+        client = self.client
+        shas = {name: str(client.script_load(source)) for name, source in _SCRIPTS.items()}
+        self._shas = shas
+        return shas
+
+    def _script(self, name: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
+        """Run one script; reload it if the server lost its script cache."""
+        try:
+            return self.client.evalsha(self._sha(name), len(keys), *keys, *args)
+        except rex.NoScriptError:
+            self._load_scripts()
+            return self.client.evalsha(self._sha(name), len(keys), *keys, *args)
+
+    def _run_scripts(self, calls: Sequence[tuple[str, Sequence[bytes], Sequence[Any]]]) -> list[Any]:
+        """Run many script calls pipelined, in chunks; retry those that met NOSCRIPT."""
+        results: list[Any] = []
+        for start in range(0, len(calls), _CHUNK):
+            chunk = calls[start : start + _CHUNK]
+            pending = list(range(len(chunk)))
+            done: list[Any] = [None] * len(chunk)
+            for attempt in range(2):
+                pipe = self._pipeline()
+                for index in pending:
+                    name, keys, args = chunk[index]
+                    # execute_command: redis-py's cluster pipeline blocks the evalsha helper
+                    # (it cannot know the keys), but routes EVALSHA by its keys correctly.
+                    pipe.execute_command("EVALSHA", self._sha(name), len(keys), *keys, *args)
+                replies = pipe.execute(raise_on_error=False)
+                retry = []
+                for index, reply in zip(pending, replies, strict=True):
+                    if isinstance(reply, rex.NoScriptError) and attempt == 0:
+                        retry.append(index)
+                    elif isinstance(reply, BaseException):
+                        raise reply
+                    else:
+                        done[index] = reply
+                if not retry:
+                    break
+                self._load_scripts()
+                pending = retry
+            results.extend(done)
+        return results
+
+    # -- schema ----------------------------------------------------------------------
+    def ensure(self, schema: EntitySchema, *, with_token: bool) -> None:
+        with self._lock:
+            if schema.name in self._layouts:
+                return
+        default = int(self.options.get("index_buckets", _CLUSTER_BUCKETS if self.cluster else 1))
+        if not 1 <= default <= _MAX_BUCKETS:
+            raise ConfigError(f"store {self.store!r}: index_buckets must be 1..{_MAX_BUCKETS}, not {default}")
+        name = schema.name.encode()
+        with translate_errors(self.store, self.shard):
+            self.client.hsetnx(self._meta_key, name, json.dumps({"buckets": default}))
+            stored = self.client.hget(self._meta_key, name)
+        buckets = int(json.loads(stored)["buckets"]) if stored else default
+        layout = self._layout(schema, buckets, with_token)
+        with self._lock:
+            self._layouts.setdefault(schema.name, layout)
+
+    def _layout(self, schema: EntitySchema, buckets: int, with_token: bool) -> _Layout:
+        tags = tuple(f"{{{self.prefix}{schema.name}:{bucket}}}".encode() for bucket in range(buckets))
+        return _Layout(
+            schema=schema,
+            buckets=buckets,
+            tags=tags,
+            with_token=with_token,
+            fields=schema.fields,
+            names=tuple(spec.name.encode() for spec in schema.fields),
+        )
+
+    def _get_layout(self, schema: EntitySchema) -> _Layout:
+        layout = self._layouts.get(schema.name)
+        if layout is None:
+            raise StoreError(f"entity {schema.name!r} not ensured", store=self.store, shard=self.shard)
+        return layout
+
+    def drop(self, schema: EntitySchema) -> None:
+        """Delete every row and index bucket of the entity, and its layout entry."""
+        name = schema.name.encode()
+        with translate_errors(self.store, self.shard):
+            layout = self._layouts.get(schema.name)
+            if layout is None:
+                stored = self.client.hget(self._meta_key, name)
+                if stored is None:
+                    return
+                layout = self._layout(schema, int(json.loads(stored)["buckets"]), True)
+            for bucket in range(layout.buckets):
+                index = layout.index_key(bucket)
+                members = cast(list[bytes], self.client.zrange(index, 0, -1))
+                keys = [layout.row_key(bucket, member[_TOKEN_WIDTH:]) for member in members]
+                for start in range(0, len(keys), _CHUNK):
+                    self.client.delete(*keys[start : start + _CHUNK])
+                self.client.delete(index)
+            self.client.hdel(self._meta_key, name)
+        with self._lock:
+            self._layouts.pop(schema.name, None)
+
+    # -- health ----------------------------------------------------------------------
+    def ping(self) -> None:
+        with translate_errors(self.store, self.shard):
+            self.client.ping()
+
+    def describe(self) -> ShardInfo:
+        """Reachability and rows per entity (index sizes: may include expired rows)."""
+        server = redact_url(self.url)
+        try:
+            with translate_errors(self.store, self.shard):
+                meta = cast(dict[bytes, bytes], self.client.hgetall(self._meta_key))
+                pipe = self._pipeline()
+                names = sorted(meta)
+                for name in names:
+                    for bucket in range(int(json.loads(meta[name])["buckets"])):
+                        tag = f"{{{self.prefix}{name.decode()}:{bucket}}}:idx"
+                        pipe.zcard(tag)
+                sizes = iter(pipe.execute()) if names else iter(())
+                tables = {
+                    name.decode(): sum(next(sizes) for _ in range(int(json.loads(meta[name])["buckets"])))
+                    for name in names
+                }
+                kind = "redis cluster" if self.cluster else "redis"
+                return ShardInfo(reachable=True, tables=tables, server=f"{kind} {server}")
+        except StoreError as exc:
+            return ShardInfo(reachable=False, error=str(exc), server=server)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    # -- writes ----------------------------------------------------------------------
+    def _put_call(self, layout: _Layout, row: Row, ttl_ms: int) -> tuple[str, Sequence[bytes], Sequence[Any]]:
+        row_key, index_key, keyhex = layout.locate(layout.schema.key_of(row))
+        pairs, tokenhex = layout.encode(row)
+        return "put", (row_key, index_key), (keyhex, tokenhex, str(ttl_ms).encode(), *pairs)
+
+    def put(self, schema: EntitySchema, row: Row) -> None:
+        layout = self._get_layout(schema)
+        name, keys, args = self._put_call(layout, row, 0)
+        with translate_errors(self.store, self.shard, schema.key_of(row)):
+            self._script(name, keys, args)
+
+    def put_many(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
+        return self._put_rows(schema, rows, 0)
+
+    def _put_rows(self, schema: EntitySchema, rows: Sequence[Row], ttl_ms: int) -> int:
+        if not rows:
+            return 0
+        layout = self._get_layout(schema)
+        unique = {schema.key_of(row): row for row in rows}  # last write in a batch wins
+        calls = [self._put_call(layout, row, ttl_ms) for row in unique.values()]
+        with translate_errors(self.store, self.shard):
+            self._run_scripts(calls)
+        return len(unique)
+
+    def put_ttl(self, schema: EntitySchema, rows: Sequence[Row], ttl: float) -> int:
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0 or math.isinf(ttl):
+            raise QueryError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        return self._put_rows(schema, rows, max(1, round(ttl * 1000)))
+
+    def delete(self, schema: EntitySchema, key: Any) -> bool:
+        layout = self._get_layout(schema)
+        row_key, index_key, keyhex = layout.locate(key)
+        with translate_errors(self.store, self.shard, key):
+            return bool(self._script("delete", (row_key, index_key), (keyhex,)))
+
+    def delete_many(self, schema: EntitySchema, keys: Sequence[Any]) -> int:
+        layout = self._get_layout(schema)
+        calls = []
+        for key in dict.fromkeys(keys):
+            row_key, index_key, keyhex = layout.locate(key)
+            calls.append(("delete", (row_key, index_key), (keyhex,)))
+        if not calls:
+            return 0
+        with translate_errors(self.store, self.shard):
+            return sum(int(reply) for reply in self._run_scripts(calls))
+
+    # -- reads by key ----------------------------------------------------------------
+    def get(self, schema: EntitySchema, key: Any) -> Row | None:
+        layout = self._get_layout(schema)
+        row_key, _, _ = layout.locate(key)
+        with translate_errors(self.store, self.shard, key):
+            raw = cast(dict[bytes, bytes], self.client.hgetall(row_key))
+        return layout.decode(raw) if raw else None
+
+    def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
+        layout = self._get_layout(schema)
+        row_keys = [layout.locate(key)[0] for key in dict.fromkeys(keys)]
+        rows: list[Row] = []
+        with translate_errors(self.store, self.shard):
+            for start in range(0, len(row_keys), _CHUNK):
+                pipe = self._pipeline()
+                for row_key in row_keys[start : start + _CHUNK]:
+                    pipe.hgetall(row_key)
+                rows.extend(layout.decode(raw) for raw in pipe.execute() if raw)
+        return rows
+
+    def ttl(self, schema: EntitySchema, key: Any) -> float | None:
+        layout = self._get_layout(schema)
+        row_key, _, _ = layout.locate(key)
+        with translate_errors(self.store, self.shard, key):
+            millis = int(self.client.pttl(row_key))
+        return millis / 1000 if millis >= 0 else None  # -1: no expiry, -2: no row
+
+    def increment(self, schema: EntitySchema, key: Any, field: str, amount: int | float) -> int | float:
+        layout = self._get_layout(schema)
+        spec = self._numeric_field(schema, field, amount)
+        row_key, index_key, _ = layout.locate(key)
+        text = repr(amount) if spec.type == "int" else repr(float(amount))
+        with translate_errors(self.store, self.shard, key):
+            reply = self._script("increment", (row_key, index_key), (field, spec.type, text))
+        if reply is None:
+            raise NotFoundError(f"{schema.name}: no row to increment", store=self.store, shard=self.shard, key=key)
+        return int(reply) if spec.type == "int" else float(reply)
+
+    def _numeric_field(self, schema: EntitySchema, name: str, amount: int | float) -> FieldSpec:
+        try:
+            spec = schema.field(name)
+        except KeyError:
+            raise QueryError(f"{schema.name}: unknown field {name!r}") from None
+        if spec.type not in ("int", "float") or name in schema.key or name in schema.shard_key:
+            raise QueryError(f"{schema.name}.{name}: increment needs a non-key int or float field")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise QueryError(f"{schema.name}.{name}: increment by a number, not {amount!r}")
+        if spec.type == "int" and not isinstance(amount, int):
+            raise QueryError(f"{schema.name}.{name} is int; increment it by an int, not {amount!r}")
+        return spec
+
+    # -- walking the index -----------------------------------------------------------
+    def _walk(
+        self,
+        layout: _Layout,
+        low: bytes,
+        high: bytes,
+        per_round: int,
+        specs: Sequence[FieldSpec] | None = None,
+    ) -> Iterator[list[Row]]:
+        """Rows whose index member is in [low, high), over all buckets, a round at a time.
+
+        Each round is two pipelined round trips: ZRANGEBYLEX on every unfinished bucket,
+        then HGETALL (or HMGET of ``specs``) of the rows listed. Members whose row is
+        gone (expired) or carries another token are skipped and cleaned up.
+        """
+        cursors = [_Cursor(bucket, b"[" + low) for bucket in range(layout.buckets)]
+        token_name = TOKEN_FIELD.encode()
+        while True:
+            active = [cursor for cursor in cursors if not cursor.done]
+            if not active:
+                return
+            limit = max(1, -(-per_round // len(active)))
+            pipe = self._pipeline()
+            for cursor in active:
+                pipe.zrangebylex(layout.index_key(cursor.bucket), cursor.low, high, 0, limit)
+            pages: list[list[bytes]] = pipe.execute()
+            listed: list[tuple[int, bytes]] = []
+            for cursor, members in zip(active, pages, strict=True):
+                if len(members) < limit:
+                    cursor.done = True
+                if members:
+                    cursor.low = b"(" + members[-1]
+                listed += [(cursor.bucket, member) for member in members]
+            if listed:
+                yield self._fetch(layout, listed, specs, token_name)
+
+    def _fetch(
+        self,
+        layout: _Layout,
+        listed: list[tuple[int, bytes]],
+        specs: Sequence[FieldSpec] | None,
+        token_name: bytes,
+    ) -> list[Row]:
+        pipe = self._pipeline()
+        for bucket, member in listed:
+            row_key = layout.row_key(bucket, member[_TOKEN_WIDTH:])
+            if specs is None:
+                pipe.hgetall(row_key)
+            else:
+                pipe.hmget(row_key, [token_name, *(spec.name.encode() for spec in specs)])
+        rows: list[Row] = []
+        stale: list[tuple[str, Sequence[bytes], Sequence[Any]]] = []
+        for (bucket, member), raw in zip(listed, pipe.execute(), strict=True):
+            tokenhex = member[:_TOKEN_WIDTH]
+            found = raw.get(token_name) if isinstance(raw, dict) else raw[0]
+            if found != tokenhex:
+                keyhex = member[_TOKEN_WIDTH:]
+                keys = (layout.row_key(bucket, keyhex), layout.index_key(bucket))
+                stale.append(("clean", keys, (keyhex, tokenhex)))
+            elif specs is None:
+                rows.append(layout.decode(raw))
+            else:
+                rows.append(layout.decode_fields(specs, raw[1:]))
+        if stale:
+            self._run_scripts(stale)
+        return rows
+
+    @staticmethod
+    def _token_bounds(tokens: TokenRange | None) -> tuple[bytes, bytes]:
+        """Lexicographic bounds of a token range: ``[low`` inclusive, ``(high`` exclusive."""
+        if tokens is None:
+            return b"", b"+"
+        start = max(tokens.start, -_BIAS)
+        low = _token_hex(start) if start < _BIAS else b"g"  # "g" sorts after every hex digit
+        high = b"(" + _token_hex(tokens.end) if tokens.end < _BIAS else b"+"
+        return low, high
+
+    # -- queries ---------------------------------------------------------------------
+    def _spec(self, schema: EntitySchema, name: str) -> FieldSpec:
+        try:
+            spec = schema.field(name)
+        except KeyError:
+            raise QueryError(
+                f"{schema.name}: unknown field {name!r} (fields: {', '.join(schema.field_names)})"
+            ) from None
+        if spec.type == "json":
+            raise QueryError(
+                f"{schema.name}.{name}: is a nested (JSON) field; filtering and ordering on it needs the "
+                "document kind's nested filters"
+            )
+        return spec
+
+    def _filters(self, schema: EntitySchema, filters: Sequence[Filter]) -> list[Filter]:
+        """Validate filters; naive datetimes are taken as UTC, like stored values."""
+        checked: list[Filter] = []
+        for item in filters:
+            spec = self._spec(schema, item.field)
+            if item.op == "contains":
+                raise QueryError(f"{schema.name}.{item.field}: 'contains' needs nested filters (a JSON array field)")
+            value = item.value
+            if spec.type == "datetime":
+                if isinstance(value, dt.datetime):
+                    value = _utc(value)
+                elif item.op == "in":
+                    value = [_utc(v) if isinstance(v, dt.datetime) else v for v in value]
+            checked.append(Filter(item.field, item.op, value))
+        return checked
+
+    @staticmethod
+    def _matches(filters: Sequence[Filter], row: Row) -> bool:
+        try:
+            return all(item.matches(row) for item in filters)
+        except TypeError as exc:
+            raise QueryError(f"a filter compares values of different types: {exc}") from None
+
+    def find(self, schema: EntitySchema, query: Query) -> list[Row]:
+        layout = self._get_layout(schema)
+        filters = self._filters(schema, query.filters)
+        for item in query.order_by:
+            self._spec(schema, item.field)
+        if query.limit == 0:
+            return []
+        low, high = self._token_bounds(None)
+        with translate_errors(self.store, self.shard):
+            rows = [
+                row
+                for batch in self._walk(layout, low, high, _WALK_BATCH)
+                for row in batch
+                if self._matches(filters, row)
+            ]
+        order = _order_key(schema, query.order_by)
+        try:
+            if query.limit is not None and query.limit < len(rows):
+                return heapq.nsmallest(query.limit, rows, key=order)
+            return sorted(rows, key=order)
+        except TypeError as exc:
+            raise QueryError(f"{schema.name}: cannot order by {query.order_by}: {exc}") from None
+
+    def count(self, schema: EntitySchema, filters: Sequence[Filter] = ()) -> int:
+        layout = self._get_layout(schema)
+        checked = self._filters(schema, filters)
+        specs = [schema.field(name) for name in dict.fromkeys(item.field for item in checked)]
+        low, high = self._token_bounds(None)
+        with translate_errors(self.store, self.shard):
+            return sum(
+                1
+                for batch in self._walk(layout, low, high, _WALK_BATCH, specs)
+                for row in batch
+                if self._matches(checked, row)
+            )
+
+    def scan(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[Row]]:
+        layout = self._get_layout(schema)
+        if batch_size < 1:
+            raise QueryError(f"batch_size must be positive, not {batch_size}")
+        if tokens is not None and not layout.with_token:
+            raise QueryError(f"{schema.name}: a token range scan needs a hash-routed store")
+        low, high = self._token_bounds(tokens)
+        pending: list[Row] = []
+        with translate_errors(self.store, self.shard):
+            for batch in self._walk(layout, low, high, batch_size):
+                for row in batch:
+                    if keys is None or schema.shard_key_of(row) in keys:
+                        pending.append(row)
+                while len(pending) >= batch_size:
+                    yield pending[:batch_size]
+                    pending = pending[batch_size:]
+        if pending:
+            yield pending
