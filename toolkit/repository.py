@@ -389,6 +389,15 @@ class Repository(Generic[E]):
         shards = self.store.router.shards_for_query(self._constraint(filters))
         return sum(self._fan_out(shards, lambda adapter: adapter.count(self.schema, filters)))
 
+    def shards_for(self, where: Mapping[str, Any] | Iterable[Filter] | None = None) -> tuple[ShardId, ...]:
+        """The shards a ``find``/``count`` with this ``where`` would visit (for explaining queries)."""
+        return self.store.router.shards_for_query(self._constraint(parse_where(where)))
+
+    def shards_for_key(self, key: Any, *, shard_key: Any = None) -> tuple[ShardId, ...]:
+        """The shards a ``get`` of this key would ask."""
+        self._check_key(key)
+        return self._shards_for_key(key, shard_key)
+
     def count_by_shard(self) -> dict[str, int]:
         """Rows of this entity per shard: what the distribution bars draw."""
         shards = self.store.router.shards

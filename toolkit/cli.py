@@ -1,0 +1,153 @@
+"""The ``polystore`` command: thin wiring of plain functions (reports, demo) to typer.
+
+Every ``ToolkitError`` becomes one red line and exit code 1; a traceback (which could
+carry connection strings) is never printed for them. Usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from toolkit.errors import ConfigError, ToolkitError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="polystore",
+    help="Polyglot persistence and sharding: see where your data lives, and move it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="polystore.toml to use (default: $POLYSTORE_CONFIG, ./polystore.toml, else the embedded default).",
+        dir_okay=False,
+    ),
+]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """ToolkitError -> one red line on stderr, exit 1."""
+    try:
+        yield
+    except ToolkitError as exc:
+        from toolkit.render import print_error
+
+        print_error(error_console, str(exc))
+        raise typer.Exit(1) from None
+
+
+def _toolkit(config: Path | None) -> object:
+    from toolkit.facade import Toolkit
+
+    return Toolkit(config)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("polystore.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example polystore.toml."""
+    with _errors():
+        if path.exists() and not force:
+            raise ConfigError("already exists (use --force to overwrite)", file=str(path))
+        text = resources.files("toolkit").joinpath("templates/polystore.toml").read_text(encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
+        console.print(f"wrote [cyan]{path}[/]: three example stores (hash, range, directory) on SQLite.")
+        console.print("Next: [bold]polystore status[/] shows them; edit the shard URLs to point at your servers.")
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the demo's SQLite files go (default: a new temp dir).")
+    ] = None,
+    customers: Annotated[int, typer.Option(min=10, max=1_000_000, help="How many customers to write.")] = 3000,
+) -> None:
+    """Run a small sharded application on the embedded default and show what went where."""
+    from toolkit.demo import run_demo
+
+    with _errors():
+        run_demo(console, data_dir, customers=customers)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    store: Annotated[list[str] | None, typer.Option("--store", "-s", help="Only these stores.")] = None,
+) -> None:
+    """Every store's shards: reachable or not, row counts and distribution."""
+    from toolkit.facade import Toolkit
+    from toolkit.render import status_tables
+    from toolkit.reports import store_status
+
+    with _errors():
+        with Toolkit(config) as toolkit:
+            statuses = store_status(toolkit, store)
+            if not statuses:
+                console.print("no stores yet: declare some in polystore.toml (`polystore init`) or use the library.")
+                return
+            console.print(status_tables(statuses))
+        if any(not shard.reachable for status_ in statuses for shard in status_.shards):
+            raise typer.Exit(1)
+
+
+@app.command()
+def route(
+    key: Annotated[str, typer.Argument(help="The shard key to route.")],
+    store: Annotated[str, typer.Option("--store", "-s", help="The store whose router decides.")],
+    key_type: Annotated[
+        str, typer.Option("--key-type", "-t", help="How to read KEY: str, int, uuid, bytes, date, datetime, decimal.")
+    ] = "str",
+    config: ConfigOption = None,
+) -> None:
+    """Which shard owns a key, and why (token, slot, range or directory entry)."""
+    from toolkit.facade import Toolkit
+    from toolkit.render import route_panel
+    from toolkit.reports import explain_route, parse_key
+
+    with _errors():
+        typed = parse_key(key, key_type)
+        with Toolkit(config) as toolkit:
+            if store not in toolkit.store_names:
+                raise ConfigError(f"no store {store!r} (stores: {', '.join(toolkit.store_names) or 'none'})")
+            console.print(route_panel(explain_route(toolkit, store, typed)))
+
+
+def _run(function: Callable[[], T]) -> T:
+    return function()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    if os.environ.get("NO_COLOR"):
+        console.no_color = True
+    try:
+        app()
+    except KeyboardInterrupt:
+        error_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
