@@ -68,7 +68,11 @@ def _encode_into(value: object, out: bytearray) -> None:
     elif isinstance(value, _uuid.UUID):
         out += b"u" + value.bytes
     elif isinstance(value, _dt.datetime):
-        text = value.isoformat().encode("ascii")
+        # An instant, not a wall-clock reading: adapters store datetimes as UTC and
+        # return them aware, so the key must hash the same before and after a round
+        # trip. Naive datetimes are taken as UTC.
+        utc = value.replace(tzinfo=_dt.UTC) if value.tzinfo is None else value.astimezone(_dt.UTC)
+        text = utc.isoformat().encode("ascii")
         out += b"T" + len(text).to_bytes(4, "big") + text
     elif isinstance(value, _dt.date):
         text = value.isoformat().encode("ascii")

@@ -133,3 +133,13 @@ def test_bad_json_keys_name_the_value(value: object, shown: str) -> None:
 def test_floats_in_config_mean_decimals() -> None:
     assert key_from_json(12.5) == decimal.Decimal("12.5")
     assert key_from_json([2024, "eu"]) == (2024, "eu")
+
+
+def test_datetime_keys_are_instants() -> None:
+    """Adapters return datetimes aware in UTC; the key must hash the same before and after."""
+    naive = dt.datetime(2024, 5, 1, 12, 0)
+    utc = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    plus_two = dt.datetime(2024, 5, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert encode_key(naive) == encode_key(utc) == encode_key(plus_two)
+    assert token(naive) == token(plus_two)
+    assert decode_key(encode_key(naive)) == utc
