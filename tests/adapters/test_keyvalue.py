@@ -1,0 +1,339 @@
+"""The Redis adapter beyond the contract: layout, hash tags, index upkeep, errors, URLs.
+
+Tests that need a server carry the ``redis`` marker and run on both the standalone
+instance and the three-master cluster of the stack; the error-mapping and URL tests
+need no server.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.exceptions as rex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.base import TOKEN_FIELD, Query
+from adapters.keyvalue import ERROR_MAP, KeyValueAdapter, _token_hex, parse_url, translate_errors
+from sharding.base import TokenRange
+from sharding.keys import MAX_TOKEN, MIN_TOKEN, encode_key
+from tests.contract.backends.redis import redis_cluster_url, redis_urls
+from tests.servers import require
+from toolkit import Entity
+from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
+from toolkit.model import EntitySchema, schema_of
+
+
+class Doc(Entity, store="items", key="id"):
+    id: str
+    body: dict[str, Any] | None = None
+    n: int | None = None
+    x: float | None = None
+
+
+DOC = schema_of(Doc)
+
+
+def _row(key: str, token: int, **fields: Any) -> dict[str, Any]:
+    return {"id": key, "body": None, "n": None, "x": None, **fields, TOKEN_FIELD: token}
+
+
+# -- no server -----------------------------------------------------------------------
+
+
+def _instance(cls: type[BaseException]) -> BaseException:
+    """An instance of a redis-py exception, whatever its constructor wants."""
+    if issubclass(cls, rex.AskError):
+        return cls("3999 127.0.0.1:6381")
+    return cls("boom")
+
+
+@pytest.mark.parametrize(("driver", "toolkit", "retryable"), ERROR_MAP, ids=[e[0].__name__ for e in ERROR_MAP])
+def test_every_caught_driver_exception_is_mapped(
+    driver: type[BaseException], toolkit: type[StoreError], retryable: bool
+) -> None:
+    with pytest.raises(StoreError) as caught, translate_errors("kv", "s1", key="k"):
+        raise _instance(driver)
+    error = caught.value
+    expected = toolkit if driver is not rex.RedisClusterException else StoreError
+    assert isinstance(error, expected)
+    assert (error.store, error.shard, error.key) == ("kv", "s1", "k")
+    if driver is not rex.RedisClusterException:
+        assert error.retryable is retryable
+    assert isinstance(error.__cause__, driver)
+
+
+def test_the_mapping_covers_every_redis_exception_class() -> None:
+    mapped = tuple(entry[0] for entry in ERROR_MAP)
+    for _, cls in inspect.getmembers(rex, inspect.isclass):
+        if issubclass(cls, (rex.RedisError, rex.RedisClusterException)):
+            assert issubclass(cls, mapped), cls
+
+
+@pytest.mark.parametrize(
+    ("driver", "toolkit", "retryable"),
+    [
+        (rex.ConnectionError, StoreUnavailable, True),
+        (rex.BusyLoadingError, StoreUnavailable, True),
+        (rex.TimeoutError, StoreTimeout, True),
+        (rex.MaxConnectionsError, StoreTimeout, True),
+        (rex.AuthenticationError, StoreError, False),
+        (rex.ResponseError, StoreError, False),
+        (rex.ClusterDownError, StoreUnavailable, True),
+        (rex.MovedError, StoreUnavailable, True),
+        (rex.ClusterCrossSlotError, StoreError, False),
+    ],
+)
+def test_key_mappings(driver: type[BaseException], toolkit: type[StoreError], retryable: bool) -> None:
+    with pytest.raises(toolkit) as caught, translate_errors("kv", "s0"):
+        raise _instance(driver)
+    assert caught.value.retryable is retryable
+
+
+def test_cluster_exceptions_are_unavailable_only_when_about_connecting() -> None:
+    with pytest.raises(StoreUnavailable), translate_errors("kv", "s0"):
+        raise rex.RedisClusterException("Redis Cluster cannot be connected. Please provide at least one node")
+    with pytest.raises(StoreError) as caught, translate_errors("kv", "s0"):
+        raise rex.RedisClusterException("No way to dispatch this command")
+    assert not isinstance(caught.value, StoreUnavailable)
+    assert caught.value.retryable is False
+
+
+def test_cluster_urls_list_their_startup_nodes() -> None:
+    target = parse_url("redis-cluster://user:p%40ss@10.0.0.1:7001,10.0.0.2:7002?prefix=s0_")
+    assert target.cluster
+    assert target.nodes == (("10.0.0.1", 7001), ("10.0.0.2", 7002))
+    assert (target.username, target.password, target.prefix) == ("user", "p@ss", "s0_")
+
+
+def test_standalone_urls_keep_their_options_but_not_the_prefix() -> None:
+    target = parse_url("rediss://:secret@host:6380/2?prefix=a.b&socket_keepalive=true")
+    assert not target.cluster
+    assert target.prefix == "a.b"
+    assert target.url == "rediss://:secret@host:6380/2?socket_keepalive=true"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://h:1/0?prefix={x}", "redis-cluster://h", "redis-cluster://h:p", "memcached://h:1"],
+)
+def test_bad_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_url(url)
+
+
+def test_namespaces_cannot_break_hash_tags() -> None:
+    with pytest.raises(ConfigError, match="namespace"):
+        KeyValueAdapter("redis://127.0.0.1:1/0", store="kv", shard="s0", options={"namespace": "a}{b"})
+
+
+@given(st.integers(MIN_TOKEN, MAX_TOKEN), st.integers(MIN_TOKEN, MAX_TOKEN))
+def test_token_hex_sorts_like_the_tokens(a: int, b: int) -> None:
+    assert (a < b) == (_token_hex(a) < _token_hex(b))
+    assert len(_token_hex(a)) == 16
+
+
+# -- on the servers --------------------------------------------------------------------
+
+MODES = [pytest.param("standalone", marks=pytest.mark.redis), pytest.param("cluster", marks=pytest.mark.redis)]
+
+
+def _url(mode: str) -> str:
+    return redis_urls()[0] if mode == "standalone" else redis_cluster_url()
+
+
+Factory = Callable[..., KeyValueAdapter]
+
+
+@pytest.fixture(params=MODES)
+def make(request: pytest.FixtureRequest) -> Iterator[Factory]:
+    """Adapters on one mode's server, under a fresh namespace; everything dropped after."""
+    yield from _adapters(request.param)
+
+
+@pytest.fixture
+def make_cluster() -> Iterator[Factory]:
+    """Adapters on the stack's Redis Cluster."""
+    yield from _adapters("cluster")
+
+
+def _adapters(mode: str) -> Iterator[Factory]:
+    namespace = f"kvt{uuid.uuid4().hex[:8]}_"
+    made: list[KeyValueAdapter] = []
+
+    def factory(schema: EntitySchema = DOC, **options: Any) -> KeyValueAdapter:
+        if made and not options and schema is DOC:
+            return made[0]  # hypothesis runs a test body many times: reuse the connection
+        adapter = KeyValueAdapter(_url(mode), store="kv", shard="s0", options={"namespace": namespace, **options})
+        if not made:
+            require("redis-cluster" if mode == "cluster" else "redis", adapter.ping)
+        adapter.ensure(schema, with_token=True)
+        made.append(adapter)
+        return adapter
+
+    yield factory
+    if made:
+        client: Any = made[0].client
+        for key in client.scan_iter(match=f"*{namespace}*"):
+            client.delete(key)
+    for adapter in made:
+        adapter.close()
+
+
+def _slot(adapter: KeyValueAdapter, key: bytes) -> int:
+    client: Any = adapter.client
+    return int(client.execute_command("CLUSTER KEYSLOT", key)) if adapter.cluster else 0
+
+
+def test_layout_is_a_hash_per_row_beside_its_index_bucket(make: Factory) -> None:
+    adapter = make()
+    key = "user:{42}:*"
+    adapter.put(DOC, _row(key, 7, n=3))
+    row_key, index_key, keyhex = adapter._get_layout(DOC).locate(key)
+    assert keyhex == encode_key(key).hex().encode()
+    assert row_key.startswith(b"{" + adapter.prefix.encode() + b"doc:")
+    assert row_key.endswith(b":r:" + keyhex)
+    assert _slot(adapter, row_key) == _slot(adapter, index_key)
+    stored = adapter.client.hgetall(row_key)
+    assert stored == {b"id": key.encode(), b"n": b"3", TOKEN_FIELD.encode(): _token_hex(7)}
+    assert adapter.client.zrange(index_key, 0, -1) == [_token_hex(7) + keyhex]
+
+
+@pytest.mark.redis
+def test_cluster_spreads_one_entity_over_every_master(make_cluster: Factory) -> None:
+    adapter = make_cluster()
+    adapter.put_many(DOC, [_row(f"k{i}", i) for i in range(200)])
+    client: Any = adapter.client
+    nodes = {client.get_node_from_key(adapter._get_layout(DOC).locate(f"k{i}")[0]).name for i in range(200)}
+    assert len(nodes) == len(client.get_primaries()) == 3
+    assert adapter.count(DOC) == 200
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    key=st.text(st.characters(codec="utf-8"), min_size=1, max_size=30)
+    | st.sampled_from(["{user}", "}{", "*", "a:b:*", "{$gt: ''}", "'; DROP TABLE x; --", "MATCH (n) DELETE n"]),
+    body=st.dictionaries(
+        st.text(max_size=8) | st.sampled_from(["$where", "$gt", "a.b", "{k}", ""]),
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        max_size=5,
+    ),
+)
+def test_arbitrary_keys_and_documents_are_literal(make: Factory, key: str, body: dict[str, Any]) -> None:
+    adapter = make()
+    adapter.put(DOC, _row("guard", 1))
+    adapter.put(DOC, _row(key, 5, body=body))
+    got = adapter.get(DOC, key)
+    assert got == _row(key, 5, body=body)
+    assert adapter.get(DOC, "guard") is not None
+    assert adapter.delete(DOC, key) is True
+    assert adapter.get(DOC, key) is None
+
+
+def test_a_new_token_replaces_the_old_index_member(make: Factory) -> None:
+    adapter = make()
+    adapter.put(DOC, _row("moved", 5))
+    adapter.put(DOC, _row("moved", 7))
+    _, index_key, _ = adapter._get_layout(DOC).locate("moved")
+    assert adapter.client.zcard(index_key) == 1
+    assert list(adapter.scan(DOC, tokens=TokenRange(0, 6))) == []
+    assert [row["id"] for batch in adapter.scan(DOC, tokens=TokenRange(6, 8)) for row in batch] == ["moved"]
+
+
+def test_token_range_bounds(make: Factory) -> None:
+    adapter = make()
+    tokens = [MIN_TOKEN, -1, 0, 1, MAX_TOKEN]
+    adapter.put_many(DOC, [_row(f"t{token}", token) for token in tokens])
+
+    def found(span: TokenRange) -> list[int]:
+        return sorted(row[TOKEN_FIELD] for batch in adapter.scan(DOC, tokens=span, batch_size=2) for row in batch)
+
+    assert found(TokenRange(MIN_TOKEN, 2**63)) == tokens
+    assert found(TokenRange(0, 1)) == [0]
+    assert found(TokenRange(-1, 1)) == [-1, 0]
+    assert found(TokenRange(MAX_TOKEN, 2**63)) == [MAX_TOKEN]
+    assert found(TokenRange(MIN_TOKEN, MIN_TOKEN + 1)) == [MIN_TOKEN]
+    assert found(TokenRange(2, MAX_TOKEN)) == []
+
+
+def test_expired_rows_leave_the_index_lazily(make: Factory) -> None:
+    adapter = make()
+    adapter.put_ttl(DOC, [_row(f"e{i}", i) for i in range(5)], ttl=0.2)
+    adapter.put(DOC, _row("kept", 99))
+    deadline = time.monotonic() + 10
+    while adapter.get(DOC, "e0") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    layout = adapter._get_layout(DOC)
+    indexed = sum(adapter.client.zcard(layout.index_key(b)) for b in range(layout.buckets))
+    assert indexed == 6  # members outlive their rows until a read meets them
+    assert [row["id"] for row in adapter.find(DOC, Query())] == ["kept"]
+    indexed = sum(adapter.client.zcard(layout.index_key(b)) for b in range(layout.buckets))
+    assert indexed == 1
+
+
+def test_an_expired_row_rewritten_with_another_token_is_listed_once(make: Factory) -> None:
+    adapter = make()
+    adapter.put_ttl(DOC, [_row("phoenix", 5)], ttl=0.1)
+    deadline = time.monotonic() + 10
+    while adapter.get(DOC, "phoenix") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    adapter.put(DOC, _row("phoenix", 9, n=1))
+    assert list(adapter.scan(DOC, tokens=TokenRange(0, 6))) == []
+    assert adapter.count(DOC) == 1
+    assert [row[TOKEN_FIELD] for row in adapter.find(DOC, Query())] == [9]
+
+
+def test_the_first_layout_wins(make: Factory) -> None:
+    first = make(index_buckets=4)
+    first.put_many(DOC, [_row(f"b{i}", i) for i in range(20)])
+    second = make(index_buckets=32)
+    assert second._get_layout(DOC).buckets == 4
+    assert second.count(DOC) == 20
+    assert second.describe().tables == {"doc": 20}
+
+
+def test_scripts_survive_a_flushed_script_cache(make: Factory) -> None:
+    adapter = make()
+    adapter.put(DOC, _row("before", 1))
+    adapter.client.script_flush()
+    adapter.put(DOC, _row("after", 2))
+    adapter.client.script_flush()
+    assert adapter.put_many(DOC, [_row(f"m{i}", i) for i in range(3)]) == 3
+    assert adapter.count(DOC) == 5
+
+
+def test_increment_keeps_float_text_exact(make: Factory) -> None:
+    adapter = make()
+    adapter.put(DOC, _row("f", 1, x=0.1))
+    assert adapter.increment(DOC, "f", "x", 0.2) == 0.1 + 0.2
+    assert adapter.increment(DOC, "f", "x", 1e300) == 0.1 + 0.2 + 1e300
+    with pytest.raises(QueryError, match="non-key"):
+        adapter.increment(DOC, "f", "id", 1)
+
+
+def test_an_unreachable_server_is_unavailable() -> None:
+    adapter = KeyValueAdapter("redis://127.0.0.1:1/0", store="kv", shard="s0", options={"connect_timeout": 1})
+    with pytest.raises(StoreUnavailable) as caught:
+        adapter.ping()
+    assert caught.value.retryable
+    assert adapter.describe().reachable is False
+
+
+def test_an_unreachable_cluster_is_unavailable() -> None:
+    adapter = KeyValueAdapter("redis-cluster://127.0.0.1:1", store="kv", shard="s0", options={"connect_timeout": 1})
+    with pytest.raises(StoreUnavailable):
+        adapter.ping()
+
+
+@pytest.mark.redis
+def test_the_stack_urls_answer() -> None:
+    for url in redis_urls():
+        client = redis.Redis.from_url(url, socket_connect_timeout=3)
+        require("redis", client.ping)
+        client.close()
