@@ -71,9 +71,22 @@ def unreachable(service: str, exc: BaseException) -> None:
         f"the {service} server is not reachable ({type(exc).__name__}: {exc}); "
         f"start it with `stack/stack up {LOG_NAMES.get(service, service)}` and read {shown}"
     )
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail(msg, pytrace=False)
     pytest.skip(msg)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(module: str) -> Any:
+    """Import a driver: a missing one skips locally, but fails under CI."""
+    if in_ci():
+        import importlib
+
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
 
 
 def connect(service: str, factory: Callable[[], T]) -> T:

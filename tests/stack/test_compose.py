@@ -17,10 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
-from .conftest import ROOT, connect, endpoints
-
-yaml = pytest.importorskip("yaml")
+from .conftest import ROOT, connect, endpoints, need
 
 KIND_OF_IMAGE = {
     "postgres": "relational",
@@ -204,7 +203,7 @@ def test_stack_script_reads_its_ports_from_endpoints() -> None:
 
 
 def test_example_config_loads_with_the_toolkit_parser() -> None:
-    config = pytest.importorskip("toolkit.config")
+    config = need("toolkit.config")
     loaded = config.load_config(ROOT / "examples" / "polystore.stack.toml")
     assert set(loaded.stores) == set(example()["stores"])
 

@@ -12,14 +12,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import connect, endpoint
+from .conftest import connect, endpoint, need
 
 pytestmark = pytest.mark.servers
 
 
 @pytest.mark.postgres
 def test_postgres_write_read_on_every_shard_database(unique: str) -> None:
-    psycopg = pytest.importorskip("psycopg")
+    psycopg = need("psycopg")
     urls = endpoint("postgres")
     assert len(urls) >= 1
     for i, url in enumerate(urls):
@@ -43,7 +43,7 @@ def test_postgres_write_read_on_every_shard_database(unique: str) -> None:
 
 @pytest.mark.postgres
 def test_postgres_catalog_database_answers() -> None:
-    psycopg = pytest.importorskip("psycopg")
+    psycopg = need("psycopg")
     (url,) = endpoint("postgres-catalog")
     conn = connect("postgres-catalog", lambda: psycopg.connect(url, connect_timeout=5))
     try:
@@ -54,7 +54,7 @@ def test_postgres_catalog_database_answers() -> None:
 
 @pytest.mark.redis
 def test_redis_standalone_set_get_on_every_instance(unique: str) -> None:
-    redis = pytest.importorskip("redis")
+    redis = need("redis")
     for i, url in enumerate(endpoint("redis")):
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         connect("redis", client.ping)
@@ -69,7 +69,7 @@ def test_redis_standalone_set_get_on_every_instance(unique: str) -> None:
 
 @pytest.mark.redis
 def test_redis_cluster_set_get_across_slots(unique: str) -> None:
-    pytest.importorskip("redis")
+    need("redis")
     from redis.cluster import ClusterNode, RedisCluster
 
     nodes = [urlsplit(u) for u in endpoint("redis-cluster")]
@@ -94,7 +94,7 @@ def test_redis_cluster_set_get_across_slots(unique: str) -> None:
 
 @pytest.mark.cassandra
 def test_cassandra_keyspace_table_insert_select(unique: str) -> None:
-    pytest.importorskip("cassandra")
+    need("cassandra")
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
@@ -126,7 +126,7 @@ def test_cassandra_keyspace_table_insert_select(unique: str) -> None:
 
 @pytest.mark.neo4j
 def test_neo4j_create_match_on_every_server(unique: str) -> None:
-    neo4j = pytest.importorskip("neo4j")
+    neo4j = need("neo4j")
     label = f"Smoke_{unique}"
     for i, url in enumerate(endpoint("neo4j")):
         with neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=10) as driver:
@@ -149,7 +149,7 @@ def _neo4j_round_trip(driver: Any, label: str, i: int) -> None:
 
 @pytest.mark.mongo
 def test_mongo_insert_find_on_every_database(unique: str) -> None:
-    pymongo = pytest.importorskip("pymongo")
+    pymongo = need("pymongo")
     for i, url in enumerate(endpoint("mongo")):
         client = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)
         connect("mongo", lambda client=client: client.admin.command("ping"))
