@@ -40,7 +40,13 @@ Layout, and why:
 * PARTIAL_UPDATE is one ``$set``; when a path crosses a null or missing object, or two
   paths overlap, the adapter reads the fields, applies the changes in Python and writes
   them back with a compare-and-set on their old values (retried on a conflict).
-  ATOMIC_INCREMENT is ``$inc`` (a null field first becomes 0). No TTL: MongoDB's TTL
+  ATOMIC_INCREMENT is ``$inc`` (a null field first becomes 0). FerretDB 1.24 applies
+  update operators as an unconditioned read-then-write, so concurrent updates of one
+  document lose writes; on FerretDB (detected through ``buildInfo``; option
+  ``row_locks``) every increment and partial update holds a per-row lock document in
+  ``<namespace>_ps_locks`` (an insert with a unique ``_id``: a mutex across processes,
+  taken over after 30 s if its writer died). A concurrent full ``put`` is not locked
+  and may still interleave with an update there. No TTL: MongoDB's TTL
   monitor runs once a minute, too coarse for the contract's expiry through ``get``. No
   transactions: FerretDB has none.
 * Every pymongo/bson exception is translated into ``toolkit.errors`` (``DRIVER_ERRORS``).
@@ -54,6 +60,7 @@ import decimal
 import operator
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,6 +104,9 @@ _NAME: Final = re.compile(r"^[A-Za-z0-9_]*$")
 _IN_CHUNK: Final = 500
 _CAS_ATTEMPTS: Final = 20
 _MAX_TOKEN: Final = 2**63 - 1
+_LOCKS: Final = "_ps_locks"
+_LOCK_LEASE: Final = 30.0
+"""Seconds after which a row lock left by a crashed writer may be taken over."""
 _NOTHING: Final[Doc] = {"_id": {"$in": []}}
 """A filter no document matches (an impossible condition such as ``lt None``)."""
 
@@ -340,7 +350,9 @@ def translate_error(exc: BaseException, *, store: str, shard: str, key: Any = No
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else type(exc).__name__
-    return text.split(", full error:", 1)[0][:500]
+    for tail in (", full error:", ", Topology Description:"):
+        text = text.split(tail, 1)[0]
+    return text[:500]
 
 
 @contextlib.contextmanager
@@ -540,6 +552,8 @@ class DocumentAdapter(Adapter):
         self.client = self._connect()
         self._entities: dict[str, _Entity] = {}
         self._lock = threading.Lock()
+        self._row_locks: bool | None = _row_lock_option(self.options.get("row_locks", "auto"))
+        self._lock_timeout = float(self.options.get("lock_timeout", 10))
 
     def _connect(self) -> pymongo.MongoClient[Doc]:
         timeout_ms = int(float(self.options.get("connect_timeout", 10)) * 1000)
@@ -612,7 +626,7 @@ class DocumentAdapter(Adapter):
                 counts = {
                     name.removeprefix(self._prefix): self.database[name].estimated_document_count()
                     for name in sorted(self.database.list_collection_names())
-                    if name.startswith(self._prefix)
+                    if name.startswith(self._prefix) and not name.startswith(f"{self._prefix}_ps_")
                 }
             return ShardInfo(reachable=True, tables=counts, server=f"mongodb {version} {redact_url(self.url)}")
         except StoreError as exc:
@@ -835,6 +849,51 @@ class DocumentAdapter(Adapter):
             bounds.append(_tuple_compare(paths, encoded(keys.upper), greater=False, inclusive=False))
         return bounds
 
+    # -- row locks (FerretDB) --------------------------------------------------------
+    def _needs_row_locks(self) -> bool:
+        """Whether read-modify-write updates must be serialised by polystore itself.
+
+        MongoDB applies ``$inc``/``$set`` atomically per document. FerretDB 1.24 reads the
+        document, applies the operator and writes it back without a condition, so two
+        concurrent updates of one document lose one of them. There the adapter takes a
+        lock document per row (an insert into ``<namespace>_ps_locks``: the unique
+        ``_id`` makes it a mutex across processes) around every increment and update.
+        """
+        if self._row_locks is None:
+            with _translated(self.store, self.shard):
+                self._row_locks = "ferretdbVersion" in self.client.admin.command("buildInfo")
+        return self._row_locks
+
+    @contextlib.contextmanager
+    def _row_lock(self, entity: _Entity, ident: Any, key: Any) -> Iterator[None]:
+        if not self._needs_row_locks():
+            yield
+            return
+        locks = self.database[f"{self._prefix}{_LOCKS}"]
+        lock_id = {"c": entity.collection.name, "k": ident}
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + self._lock_timeout
+        delay = 0.001
+        while True:
+            try:
+                locks.insert_one({"_id": lock_id, "owner": owner, "at": time.time()})
+                break
+            except mongo_errors.DuplicateKeyError:
+                held = locks.find_one({"_id": lock_id})
+                if held is not None and time.time() - float(held.get("at", 0)) > _LOCK_LEASE:
+                    locks.delete_one({"_id": lock_id, "owner": held.get("owner")})  # its writer died
+                    continue
+                if time.monotonic() > deadline:
+                    raise StoreTimeout(
+                        "the row is locked by another writer", store=self.store, shard=self.shard, key=key
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            locks.delete_one({"_id": lock_id, "owner": owner})
+
     # -- capabilities ----------------------------------------------------------------
     def increment(self, schema: EntitySchema, key: Any, field: str, amount: int | float) -> int | float:
         entity = self._entity(schema)
@@ -842,7 +901,7 @@ class DocumentAdapter(Adapter):
         if kind not in ("int", "float") or field in schema.key:
             raise QueryError(f"{schema.name}.{field}: increment needs a numeric field that is not part of the key")
         ident = entity.key_id(key)
-        with _translated(self.store, self.shard, key):
+        with _translated(self.store, self.shard, key), self._row_lock(entity, ident, key):
             try:
                 doc = self._inc(entity, ident, field, amount)
             except mongo_errors.OperationFailure as exc:
@@ -857,10 +916,10 @@ class DocumentAdapter(Adapter):
 
     @staticmethod
     def _inc(entity: _Entity, ident: Any, field: str, amount: int | float) -> Doc | None:
+        # No projection: FerretDB 1.24's findAndModify does not implement ``fields``.
         return entity.collection.find_one_and_update(
             {"_id": ident},
             {"$inc": {field: amount}},
-            projection={field: True},
             return_document=ReturnDocument.AFTER,
         )
 
@@ -884,7 +943,7 @@ class DocumentAdapter(Adapter):
                 sets[json_path.leaf] = encode_json(value)
             else:
                 sets[head] = _encode(kind, value)
-        with _translated(self.store, self.shard, key):
+        with _translated(self.store, self.shard, key), self._row_lock(entity, ident, key):
             if not sets:
                 return entity.collection.count_documents({"_id": ident}, limit=1) > 0
             try:
@@ -958,3 +1017,12 @@ def _tuple_compare(paths: Sequence[str], values: Sequence[Any], *, greater: bool
 
 def _unique_ids(entity: _Entity, keys: Sequence[Any]) -> list[Any]:
     return [entity.key_id(key) for key in dict.fromkeys(keys)]
+
+
+def _row_lock_option(value: Any) -> bool | None:
+    """``row_locks``: True, False or "auto" (None: decided by asking the server)."""
+    if value in ("auto", None):
+        return None
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"option row_locks must be true, false or 'auto', not {value!r}")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tests.contract.backends import ContractBackend
 from tests.servers import endpoints, require
+from toolkit import Toolkit
 
 
 def mongo_urls() -> list[str]:
@@ -56,3 +57,12 @@ class MongoBackend(ContractBackend):
 
     def options(self) -> dict[str, Any]:
         return {"namespace": self.prefix, "connect_timeout": 5}
+
+    def cleanup(self, toolkit: Toolkit) -> None:
+        """Drop every collection with this test's prefix (entities and the row-lock table)."""
+        for store in toolkit._stores.values():
+            for shard in store.router.shards:
+                adapter: Any = store.adapter(shard)
+                for name in adapter.database.list_collection_names():
+                    if name.startswith(self.prefix):
+                        adapter.database.drop_collection(name)

@@ -1,0 +1,403 @@
+"""The document adapter: error translation and encodings (no server), and its MongoDB-specific
+behaviour on the stack's MongoDB-wire server (marker ``mongo``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import operator
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pymongo
+import pytest
+from bson.errors import BSONError, InvalidDocument
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pymongo import errors as mongo_errors
+
+from adapters.base import TOKEN_FIELD, Filter, Order, Query
+from adapters.document import (
+    ARRAY_WRAPPER,
+    DRIVER_ERRORS,
+    DocumentAdapter,
+    _decimal_from_key,
+    _decimal_key,
+    _decode,
+    _encode,
+    _safe_match,
+    decode_json,
+    encode_json,
+    escape_key,
+    translate_error,
+    unescape_key,
+)
+from sharding.base import KeyRange, TokenRange
+from sharding.keys import token
+from tests.contract.backends.mongo import mongo_urls
+from tests.servers import require
+from toolkit import Entity
+from toolkit.errors import (
+    DuplicateKeyError,
+    NotFoundError,
+    QueryError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+)
+from toolkit.model import schema_of
+
+# -- error translation (no server) --------------------------------------------------------
+
+
+def _instance(cls: type[BaseException]) -> BaseException:
+    """One instance of every driver exception class the adapter catches."""
+    if cls is mongo_errors.BulkWriteError:
+        return cls({"writeErrors": [{"code": 2, "errmsg": "bad"}]})
+    if cls is mongo_errors.DuplicateKeyError:
+        return cls("E11000 duplicate key", 11000)
+    if issubclass(cls, mongo_errors.OperationFailure):
+        return cls("failed", 2)
+    return cls("failed")
+
+
+EXPECTED: dict[type[BaseException], tuple[type[StoreError], bool]] = {
+    mongo_errors.DuplicateKeyError: (DuplicateKeyError, False),
+    mongo_errors.ExecutionTimeout: (StoreTimeout, True),
+    mongo_errors.WTimeoutError: (StoreTimeout, True),
+    mongo_errors.NetworkTimeout: (StoreTimeout, True),
+    mongo_errors.WaitQueueTimeoutError: (StoreTimeout, True),
+    mongo_errors.ServerSelectionTimeoutError: (StoreUnavailable, True),
+    mongo_errors.NotPrimaryError: (StoreUnavailable, True),
+    mongo_errors.AutoReconnect: (StoreUnavailable, True),
+    mongo_errors.ConnectionFailure: (StoreUnavailable, True),
+    mongo_errors.CursorNotFound: (StoreError, True),
+    mongo_errors.BulkWriteError: (StoreError, False),
+    mongo_errors.WriteConcernError: (StoreError, True),
+    mongo_errors.WriteError: (StoreError, False),
+    mongo_errors.OperationFailure: (StoreError, False),
+    mongo_errors.DocumentTooLarge: (StoreError, False),
+    mongo_errors.InvalidName: (StoreError, False),
+    mongo_errors.InvalidOperation: (StoreError, False),
+    mongo_errors.ConfigurationError: (StoreError, False),
+    mongo_errors.ProtocolError: (StoreError, False),
+    mongo_errors.PyMongoError: (StoreError, False),
+    InvalidDocument: (StoreError, False),
+    BSONError: (StoreError, False),
+    OverflowError: (StoreError, False),
+}
+
+
+def test_every_caught_driver_exception_is_listed_here() -> None:
+    assert {cls for cls, _, _ in DRIVER_ERRORS} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("cls", list(EXPECTED), ids=lambda cls: cls.__name__)
+def test_every_driver_exception_is_translated(cls: type[BaseException]) -> None:
+    error = translate_error(_instance(cls), store="docs", shard="s1", key="k")
+    expected, retryable = EXPECTED[cls]
+    assert type(error) is expected
+    assert error.retryable is retryable
+    assert (error.store, error.shard, error.key) == ("docs", "s1", "k")
+    assert str(error).startswith("docs/s1: ")
+
+
+def test_operation_failures_are_refined_by_code_and_label() -> None:
+    assert type(translate_error(mongo_errors.OperationFailure("slow", 50), store="d", shard="s")) is StoreTimeout
+    stepped_down = translate_error(mongo_errors.OperationFailure("primary stepped down", 189), store="d", shard="s")
+    assert stepped_down.retryable is True
+    labelled = mongo_errors.OperationFailure("x", 1, {"errorLabels": ["RetryableWriteError"]})
+    assert translate_error(labelled, store="d", shard="s").retryable is True
+    duplicates = mongo_errors.BulkWriteError({"writeErrors": [{"code": 11000}, {"code": 11000}]})
+    assert type(translate_error(duplicates, store="d", shard="s")) is DuplicateKeyError
+    mixed = mongo_errors.BulkWriteError({"writeErrors": [{"code": 11000}, {"code": 2}]})
+    assert type(translate_error(mixed, store="d", shard="s")) is StoreError
+
+
+# -- encodings (no server) ----------------------------------------------------------------
+
+json_keys = st.text(max_size=12) | st.sampled_from(["", "%", "%25", "%2E", ".", "$", "$gt", "a.b", "%[", "\x00"])
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(json_keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _names(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _names(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _names(item)
+
+
+def _has_nested_array(value: Any, inside_array: bool = False) -> bool:
+    if isinstance(value, list):
+        return inside_array or any(_has_nested_array(item, True) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nested_array(item) for item in value.values())
+    return False
+
+
+@given(json_values)
+def test_json_values_round_trip_and_are_storable(value: Any) -> None:
+    stored = encode_json(value)
+    assert decode_json(stored) == value
+    for name in _names(stored):
+        assert name
+        assert not {".", "$", "\x00"} & set(name)
+    assert not _has_nested_array(stored)
+
+
+@given(json_keys)
+def test_key_escaping_is_reversible_and_never_makes_the_wrapper(key: str) -> None:
+    assert unescape_key(escape_key(key)) == key
+    assert escape_key(key) != ARRAY_WRAPPER
+
+
+@settings(max_examples=300)
+@given(
+    st.decimals(allow_nan=False, places=None) | st.decimals(allow_nan=False, allow_infinity=False, places=3),
+    st.decimals(allow_nan=False, places=None),
+)
+def test_decimal_keys_sort_like_the_numbers(a: decimal.Decimal, b: decimal.Decimal) -> None:
+    assert (_decimal_key(a) < _decimal_key(b)) == (a < b)
+    assert (_decimal_key(a) == _decimal_key(b)) == (a == b)
+    assert _decimal_from_key(_decimal_key(a)) == a
+
+
+@given(st.datetimes(timezones=st.just(dt.UTC)))
+def test_datetimes_are_lossless_microseconds(value: dt.datetime) -> None:
+    assert _decode("datetime", _encode("datetime", value)) == value
+
+
+def test_scalar_encodings_keep_python_order() -> None:
+    blobs = [b"", b"\x00", b"\x00\x00", b"\x01", b"\xff", b"\xff\x00"]
+    assert sorted(blobs, key=lambda blob: _encode("bytes", blob)) == sorted(blobs)
+    uuids = [uuid.uuid4() for _ in range(50)]
+    assert sorted(uuids, key=lambda value: _encode("uuid", value)) == sorted(uuids)
+    days = [dt.date(1, 1, 1), dt.date(999, 12, 31), dt.date(2024, 2, 29), dt.date(9999, 12, 31)]
+    assert sorted(days, key=lambda day: _encode("date", day)) == sorted(days)
+    with pytest.raises(QueryError):
+        _decimal_key(decimal.Decimal("NaN"))
+
+
+# -- on the server ------------------------------------------------------------------------
+
+
+class Doc(Entity, store="items", key="id", indexes=["name", ("rank", "name")]):
+    id: str
+    name: str | None = None
+    rank: int | None = None
+    price: decimal.Decimal | None = None
+    blob: bytes | None = None
+    day: dt.date | None = None
+    at: dt.datetime | None = None
+    uid: uuid.UUID | None = None
+    ok: bool | None = None
+    info: dict[str, Any] | None = None
+
+
+class Event(Entity, store="items", key=("tenant", "day", "seq"), shard_key=("tenant", "day")):
+    tenant: str
+    day: dt.date
+    seq: int
+    note: str = ""
+
+
+DOC = schema_of(Doc)
+EVENT = schema_of(Event)
+
+
+def _row(schema: Any, **values: Any) -> dict[str, Any]:
+    row = {spec.name: values.get(spec.name) for spec in schema.fields}
+    row[TOKEN_FIELD] = token(schema.shard_key_of(row))
+    return row
+
+
+@pytest.fixture
+def adapter() -> Iterator[DocumentAdapter]:
+    url = mongo_urls()[0]
+
+    def probe() -> None:
+        client: Any = pymongo.MongoClient(url, serverSelectionTimeoutMS=3000)
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+
+    require("mongo", probe)
+    prefix = f"a{uuid.uuid4().hex[:10]}_"
+    built = DocumentAdapter(url, store="docs", shard="s0", options={"namespace": prefix})
+    built.ensure(DOC, with_token=True)
+    built.ensure(EVENT, with_token=True)
+    yield built
+    for name in built.database.list_collection_names():
+        if name.startswith(prefix):
+            built.database.drop_collection(name)
+    built.close()
+
+
+@pytest.mark.mongo
+def test_stored_layout_is_documented_and_escaped(adapter: DocumentAdapter) -> None:
+    at = dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    info = {"$gt": {"a.b": [[1, 2], []]}, "": 1}
+    adapter.put(DOC, _row(DOC, id="k", at=at, blob=b"\x01\xff", info=info, price=decimal.Decimal("-1.50")))
+    raw = adapter.database[f"{adapter.options['namespace']}doc"].find_one({"_id": "k"})
+    assert raw is not None
+    assert raw["at"] == -1
+    assert raw["blob"] == "01ff"
+    assert raw["info"] == {"%24gt": {"a%2Eb": [{ARRAY_WRAPPER: [1, 2]}, {ARRAY_WRAPPER: []}]}, "%": 1}
+    assert "id" not in raw
+    got = adapter.get(DOC, "k")
+    assert got is not None
+    assert (got["at"], got["blob"], got["info"], got["price"]) == (at, b"\x01\xff", info, decimal.Decimal("-1.5"))
+
+
+@pytest.mark.mongo
+def test_indexes_cover_tokens_shard_keys_and_declared_indexes(adapter: DocumentAdapter) -> None:
+    prefix = adapter.options["namespace"]
+    doc_indexes = [info["key"] for info in adapter.database[f"{prefix}doc"].index_information().values()]
+    assert [(TOKEN_FIELD, 1), ("_id", 1)] in doc_indexes
+    assert [("rank", 1), ("name", 1)] in doc_indexes
+    event_indexes = [info["key"] for info in adapter.database[f"{prefix}event"].index_information().values()]
+    assert [("_id.tenant", 1), ("_id.day", 1)] in event_indexes
+
+
+@pytest.mark.mongo
+def test_server_order_of_encoded_scalars_is_python_order(adapter: DocumentAdapter) -> None:
+    prices = ["-10", "-1.5", "-1.25", "-0.001", "0", "0.001", "1", "1.25", "9.99", "10", "1E+3"]
+    rows = [
+        _row(
+            DOC,
+            id=f"r{index:02d}",
+            price=decimal.Decimal(price),
+            blob=bytes([index % 3] * (index % 4)),
+            day=dt.date(2000 + index % 5, 1, 1),
+            uid=uuid.uuid4(),
+            name=["b", "B", "é", "\U0001f511", "\uff21", "a"][index % 6],
+        )
+        for index, price in enumerate(prices)
+    ]
+    adapter.put_many(DOC, rows)
+    for field in ("price", "blob", "day", "uid", "name"):
+        for descending in (False, True):
+            found = adapter.find(DOC, Query(order_by=(Order(field, descending),)))
+            expected = sorted(rows, key=lambda row: row["id"])
+            expected.sort(key=operator.itemgetter(field), reverse=descending)
+            assert [row["id"] for row in found] == [row["id"] for row in expected], field
+    cheap = adapter.find(DOC, Query(filters=(Filter("price", "lt", 1), Filter("price", "ge", decimal.Decimal("-1.5")))))
+    assert sorted(row["price"] for row in cheap) == [
+        decimal.Decimal(p) for p in ["-1.5", "-1.25", "-0.001", "0", "0.001"]
+    ]
+
+
+@pytest.mark.mongo
+def test_python_equality_of_bools_and_numbers_inside_json(adapter: DocumentAdapter) -> None:
+    values: list[Any] = [True, False, 1, 0, 1.0, 2, None, "1", [1], {"v": 1}]
+    adapter.put_many(DOC, [_row(DOC, id=f"b{index}", info={"v": value}) for index, value in enumerate(values)])
+    for op, operand in [("eq", 1), ("eq", True), ("ne", 0), ("lt", 2), ("ge", True), ("gt", False), ("in", [0, "1"])]:
+        item = Filter("info.v", op, operand)  # type: ignore[arg-type]
+        # Python raises TypeError ordering "1" against 2; the adapter says "no match" there.
+        expected = sorted(
+            f"b{index}" for index, value in enumerate(values) if _safe_match(item, {"info": {"v": value}})
+        )
+        assert sorted(row["id"] for row in adapter.find(DOC, Query(filters=(item,)))) == expected, item
+        assert adapter.count(DOC, [item]) == len(expected)
+
+
+@pytest.mark.mongo
+def test_bool_fields_and_mistyped_operands(adapter: DocumentAdapter) -> None:
+    adapter.put_many(DOC, [_row(DOC, id="t", ok=True, rank=1), _row(DOC, id="f", ok=False), _row(DOC, id="n")])
+
+    def ids(*filters: Filter) -> list[str]:
+        return sorted(row["id"] for row in adapter.find(DOC, Query(filters=filters)))
+
+    assert ids(Filter("ok", "eq", 1)) == ["t"]
+    assert ids(Filter("ok", "ne", True)) == ["f", "n"]
+    assert ids(Filter("ok", "lt", 1)) == ["f"]
+    assert ids(Filter("rank", "eq", "1")) == []
+    assert ids(Filter("rank", "ne", "1")) == ["f", "n", "t"]
+    assert ids(Filter("rank", "eq", True)) == ["t"]
+    assert ids(Filter("name", "in", [1, None])) == ["f", "n", "t"]
+
+
+@pytest.mark.mongo
+def test_composite_keys_and_key_range_scans(adapter: DocumentAdapter) -> None:
+    days = [dt.date(2024, 1, day) for day in (1, 2, 3)]
+    rows = [_row(EVENT, tenant=t, day=d, seq=s) for t in ("a", "b") for d in days for s in range(4)]
+    adapter.put_many(EVENT, rows)
+    assert adapter.get(EVENT, ("b", days[1], 2)) is not None
+    assert adapter.delete(EVENT, ("b", days[1], 3)) is True
+    span = KeyRange(lower=("a", days[1]), upper=("b", days[1]))
+    found = [row for batch in adapter.scan(EVENT, keys=span, batch_size=3) for row in batch]
+    assert [(r["tenant"], r["day"], r["seq"]) for r in found] == [
+        (r["tenant"], r["day"], r["seq"]) for r in rows if ("a", days[1]) <= (r["tenant"], r["day"]) < ("b", days[1])
+    ]
+    tokens = TokenRange(-(2**63), 2**63)
+    everything = list(adapter.scan(EVENT, tokens=tokens, keys=KeyRange(lower=("b", days[0])), batch_size=5))
+    assert sum(len(batch) for batch in everything) == 11
+    with pytest.raises(QueryError):
+        adapter.get(EVENT, ("a", days[0]))
+
+
+@pytest.mark.mongo
+def test_increment_and_update_edges(adapter: DocumentAdapter) -> None:
+    adapter.put(DOC, _row(DOC, id="x", info={"list": [1], "n": 5}))
+    with pytest.raises(NotFoundError):
+        adapter.increment(DOC, "ghost", "rank", 1)
+    assert adapter.increment(DOC, "x", "rank", 2) == 2  # null counts as 0
+    with pytest.raises(QueryError, match=r"info\.list"):
+        adapter.update(DOC, "x", {"info.list.a": 1})
+    with pytest.raises(QueryError, match=r"info\.n"):
+        adapter.update(DOC, "x", {"info.n.deep": 1})
+    assert adapter.update(DOC, "x", {"info": {"a": 1}, "info.b.c": 2}) is True  # overlapping paths, in order
+    got = adapter.get(DOC, "x")
+    assert got is not None
+    assert got["info"] == {"a": 1, "b": {"c": 2}}
+    assert adapter.update(DOC, "x", {}) is True
+    assert adapter.update(DOC, "ghost", {}) is False
+
+
+@pytest.mark.mongo
+def test_describe_and_unreachable_servers(adapter: DocumentAdapter) -> None:
+    adapter.put(DOC, _row(DOC, id="one"))
+    adapter.ping()
+    info = adapter.describe()
+    assert info.reachable
+    assert info.tables.get("doc") == 1
+    down = DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s9", options={"connect_timeout": 0.2})
+    with pytest.raises(StoreUnavailable) as caught:
+        down.ensure(schema_of(Doc), with_token=True)
+    assert caught.value.retryable
+    assert "Topology" not in str(caught.value)
+    with pytest.raises(StoreUnavailable):
+        down.ping()
+    assert not down.describe().reachable
+    down.close()
+
+
+@pytest.mark.mongo
+@settings(max_examples=30, deadline=None)
+@given(info=st.dictionaries(json_keys, json_values, max_size=5), name=st.text(max_size=20))
+def test_arbitrary_json_round_trips_through_the_server(info: dict[str, Any], name: str) -> None:
+    url = mongo_urls()[0]
+    adapter = DocumentAdapter(url, store="docs", shard="s0", options={"namespace": "hyp_"})
+    try:
+        adapter.ensure(DOC, with_token=True)
+        adapter.put(DOC, _row(DOC, id=name, name=name, info=info))
+        got = adapter.get(DOC, name)
+        assert got is not None
+        assert (got["name"], got["info"]) == (name, info)
+        assert [row["id"] for row in adapter.find(DOC, Query(filters=(Filter("name", "eq", name),)))] == [name]
+    finally:
+        adapter.drop(DOC)
+        adapter.close()
