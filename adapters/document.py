@@ -554,6 +554,8 @@ class DocumentAdapter(Adapter):
         self._lock = threading.Lock()
         self._row_locks: bool | None = _row_lock_option(self.options.get("row_locks", "auto"))
         self._lock_timeout = float(self.options.get("lock_timeout", 10))
+        # Threads of this process queue here instead of spinning on the lock document.
+        self._stripes = tuple(threading.Lock() for _ in range(64))
 
     def _connect(self) -> pymongo.MongoClient[Doc]:
         timeout_ms = int(float(self.options.get("connect_timeout", 10)) * 1000)
@@ -869,8 +871,13 @@ class DocumentAdapter(Adapter):
         if not self._needs_row_locks():
             yield
             return
-        locks = self.database[f"{self._prefix}{_LOCKS}"]
         lock_id = {"c": entity.collection.name, "k": ident}
+        with self._stripes[hash(repr(lock_id)) % len(self._stripes)], self._server_lock(lock_id, key):
+            yield
+
+    @contextlib.contextmanager
+    def _server_lock(self, lock_id: Doc, key: Any) -> Iterator[None]:
+        locks = self.database[f"{self._prefix}{_LOCKS}"]
         owner = uuid.uuid4().hex
         deadline = time.monotonic() + self._lock_timeout
         delay = 0.001
