@@ -14,6 +14,26 @@ Design choices, and why:
   range is an index range scan, not a full scan.
 * Statements are built once per table and reused, so SQLAlchemy's compiled cache hits.
 * Every SQLAlchemy/DBAPI exception is translated into ``toolkit.errors`` here.
+
+The embedded default implements every capability the other kinds offer, on SQLite and
+PostgreSQL (MySQL/MariaDB: TTL and partition ranges; the JSON, increment and graph
+capabilities raise ``UnsupportedCapability`` there):
+
+* TTL: a hidden nullable ``_ps_expires`` column (epoch seconds, client clock) on every
+  table. Every read (get, get_many, find, count, scan, partition, ttl) and every write
+  that needs an existing row (delete, update, increment) compares it in the same SQL
+  statement, so an expired row is never seen. A plain put writes NULL (clearing an
+  earlier expiry). Expired rows are purged by every ``put_ttl`` (one ``DELETE`` through
+  a partial index on ``_ps_expires``, in the same transaction) and by ``purge_expired``.
+  ``_ps_expires`` is never returned in rows.
+* NESTED_FILTERS and PARTIAL_UPDATE: see ``adapters._sql_json`` (all in SQL, paths and
+  values as parameters). Ordering by a dotted path raises QueryError.
+* ATOMIC_INCREMENT: ``UPDATE ... SET f = COALESCE(f, 0) + :amount ... RETURNING f``.
+* PARTITION_RANGE: the shard key's value is the partition, the other key fields the
+  clustering; served by the primary key or by ``ix_<table>_ps_shard``, which indexes
+  (shard key, clustering...) when the shard key is not the key's prefix.
+* GRAPH: see ``adapters._sql_graph`` (an edge table, recursive SQL). Deleting a row
+  deletes its edges in the same transaction (once this adapter knows an edge table).
 """
 
 from __future__ import annotations
@@ -23,8 +43,9 @@ import datetime as dt
 import operator
 import re
 import threading
+import time
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,20 +66,42 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo
+from adapters._sql_graph import EdgeTable
+from adapters._sql_json import json_filter, json_set_expression
+from adapters.base import (
+    TOKEN_FIELD,
+    Adapter,
+    Capability,
+    Direction,
+    Filter,
+    Neighbor,
+    Query,
+    Relationship,
+    Row,
+    ShardInfo,
+)
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
+from sharding.keys import decode_key, encode_key
 from toolkit.errors import (
     ConfigError,
     DuplicateKeyError,
+    NotFoundError,
     QueryError,
     StoreError,
     StoreTimeout,
     StoreUnavailable,
+    UnsupportedCapability,
 )
 from toolkit.model import EntitySchema, FieldSpec
 
-__all__ = ["RelationalAdapter", "translate_errors"]
+__all__ = ["EXPIRES_FIELD", "RelationalAdapter", "translate_errors"]
+
+EXPIRES_FIELD = "_ps_expires"
+"""The hidden column holding a row's expiry (epoch seconds), NULL if it never expires."""
+
+_NOW = "_ps_now"
+"""The bind parameter the compiled statements compare ``_ps_expires`` with."""
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -203,13 +246,29 @@ class _TableSet:
     key_columns: tuple[sa.Column[Any], ...]
     shard_columns: tuple[sa.Column[Any], ...]
     data_columns: tuple[str, ...]
+    read_columns: tuple[sa.Column[Any], ...]
     with_token: bool
     get_stmt: sa.Select[Any]
     delete_stmt: sa.Delete
     upsert_stmt: Any
+    upsert_ttl_stmt: Any
     fast_get: _Compiled
     fast_delete: _Compiled
     fast_upsert: _Compiled | None
+    fast_upsert_ttl: _Compiled | None
+    fast_purge: _Compiled
+
+    @property
+    def expires(self) -> sa.Column[Any]:
+        return self.table.c[EXPIRES_FIELD]
+
+    def live(self, now: float | None = None) -> sa.ColumnElement[bool]:
+        """Not expired at ``now`` (a literal parameter; default: the bound ``_ps_now``)."""
+        moment: Any = sa.bindparam(_NOW, type_=sa.Double()) if now is None else sa.literal(now, sa.Double())
+        return sa.or_(self.expires.is_(None), self.expires > moment)
+
+    def select(self) -> sa.Select[Any]:
+        return sa.select(*self.read_columns)
 
     def key_clause(self, key: Any) -> sa.ColumnElement[bool]:
         if len(self.key_columns) == 1:
@@ -262,7 +321,15 @@ def _first_line(exc: BaseException) -> str:
 class RelationalAdapter(Adapter):
     """One shard in one SQL database. See the module docstring."""
 
-    capabilities: ClassVar[Capability] = Capability.TRANSACTIONS
+    capabilities: ClassVar[Capability] = (
+        Capability.TRANSACTIONS
+        | Capability.TTL
+        | Capability.NESTED_FILTERS
+        | Capability.PARTIAL_UPDATE
+        | Capability.ATOMIC_INCREMENT
+        | Capability.PARTITION_RANGE
+        | Capability.GRAPH
+    )
 
     def __init__(self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, store=store, shard=shard, options=options)
@@ -273,6 +340,10 @@ class RelationalAdapter(Adapter):
         self._metadata = sa.MetaData()
         self._tables: dict[str, _TableSet] = {}
         self._lock = threading.Lock()
+        self._edge_name = f"{self._prefix}_ps_edges"
+        self._edges: EdgeTable | None = None
+        """Set once an edge table exists: deletes then remove the node's edges too."""
+        self._detach: _Compiled | None = None
 
     def _create_engine(self) -> Engine:
         url, self.schema = _sqlalchemy_url(self.url)
@@ -305,79 +376,106 @@ class RelationalAdapter(Adapter):
         with self._lock:
             if name in self._tables:
                 return
-            keyish = set(schema.key) | set(schema.shard_key) | {field for index in schema.indexes for field in index}
-            columns: list[sa.Column[Any]] = [
-                sa.Column(
-                    spec.name,
-                    _column_type(spec, keyish=spec.name in keyish),
-                    primary_key=spec.name in schema.key,
-                    nullable=spec.nullable and spec.name not in schema.key,
-                )
-                for spec in schema.fields
-            ]
-            if with_token:
-                columns.append(sa.Column(TOKEN_FIELD, sa.BigInteger(), nullable=False))
-            table = sa.Table(name, self._metadata, *columns, schema=self.schema)
-            key_columns = tuple(table.c[field] for field in schema.key)
-            if with_token:
-                sa.Index(f"ix_{name}_ps_token", table.c[TOKEN_FIELD], *key_columns)
-            if schema.shard_key != schema.key:
-                sa.Index(f"ix_{name}_ps_shard", *(table.c[field] for field in schema.shard_key))
-            for index in schema.indexes:
-                sa.Index(f"ix_{name}_{'_'.join(index)}", *(table.c[field] for field in index))
+            table = self._define_table(schema, name, with_token=with_token)
             with translate_errors(self.store, self.shard):
                 if self.schema is not None:
                     with self.engine.begin() as connection:
                         connection.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
                 self._metadata.create_all(self.engine, tables=[table], checkfirst=True)
-            data_columns = tuple(column.name for column in table.columns)
-            get_stmt = sa.select(table).where(
-                sa.and_(*(column == sa.bindparam(f"k_{column.name}") for column in key_columns))
-            )
-            delete_stmt = table.delete().where(
-                sa.and_(*(column == sa.bindparam(f"k_{column.name}") for column in key_columns))
-            )
-            upsert_stmt = self._upsert_statement(table, key_columns)
-            dialect = self.engine.dialect
-            self._tables[name] = _TableSet(
-                table=table,
-                key_columns=key_columns,
-                shard_columns=tuple(table.c[field] for field in schema.shard_key),
-                data_columns=data_columns,
-                with_token=with_token,
-                get_stmt=get_stmt,
-                delete_stmt=delete_stmt,
-                upsert_stmt=upsert_stmt,
-                fast_get=_Compiled(get_stmt, dialect, list(table.columns)),
-                fast_delete=_Compiled(delete_stmt, dialect),
-                fast_upsert=_Compiled(upsert_stmt, dialect) if upsert_stmt is not None else None,
-            )
+                self._add_expires_column(table)
+                if self._edges is None and sa.inspect(self.engine).has_table(self._edge_name, schema=self.schema):
+                    self._attach_edges(EdgeTable(self._edge_name, self.schema))
+            self._tables[name] = self._statements(schema, table, with_token=with_token)
 
-    def _upsert_statement(self, table: sa.Table, key_columns: tuple[sa.Column[Any], ...]) -> Any:
-        non_key = [column for column in table.columns if column not in key_columns]
-        if self.dialect == "sqlite":
-            insert = sqlite_dialect.insert(table)
-            return (
-                insert.on_conflict_do_update(
-                    index_elements=list(key_columns), set_={c.name: insert.excluded[c.name] for c in non_key}
-                )
-                if non_key
-                else insert.on_conflict_do_nothing(index_elements=list(key_columns))
+    def _define_table(self, schema: EntitySchema, name: str, *, with_token: bool) -> sa.Table:
+        keyish = set(schema.key) | set(schema.shard_key) | {field for index in schema.indexes for field in index}
+        columns: list[sa.Column[Any]] = [
+            sa.Column(
+                spec.name,
+                _column_type(spec, keyish=spec.name in keyish),
+                primary_key=spec.name in schema.key,
+                nullable=spec.nullable and spec.name not in schema.key,
             )
-        if self.dialect == "postgresql":
-            pg_insert = pg_dialect.insert(table)
-            return (
-                pg_insert.on_conflict_do_update(
-                    index_elements=list(key_columns),
-                    set_={c.name: pg_insert.excluded[c.name] for c in non_key},
-                )
-                if non_key
-                else pg_insert.on_conflict_do_nothing(index_elements=list(key_columns))
+            for spec in schema.fields
+        ]
+        if with_token:
+            columns.append(sa.Column(TOKEN_FIELD, sa.BigInteger(), nullable=False))
+        columns.append(sa.Column(EXPIRES_FIELD, sa.Double(), nullable=True))
+        table = sa.Table(name, self._metadata, *columns, schema=self.schema)
+        key_columns = tuple(table.c[field] for field in schema.key)
+        if with_token:
+            sa.Index(f"ix_{name}_ps_token", table.c[TOKEN_FIELD], *key_columns)
+        if schema.shard_key != schema.key[: len(schema.shard_key)]:
+            # (shard key, clustering...): shard-key range scans and partition reads.
+            clustering = [field for field in schema.key if field not in schema.shard_key]
+            sa.Index(f"ix_{name}_ps_shard", *(table.c[field] for field in (*schema.shard_key, *clustering)))
+        for index in schema.indexes:
+            sa.Index(f"ix_{name}_{'_'.join(index)}", *(table.c[field] for field in index))
+        if self.dialect in ("sqlite", "postgresql"):  # partial: plain puts never touch it
+            expiring = table.c[EXPIRES_FIELD].is_not(None)
+            sa.Index(f"ix_{name}_ps_expires", table.c[EXPIRES_FIELD], sqlite_where=expiring, postgresql_where=expiring)
+        return table
+
+    def _add_expires_column(self, table: sa.Table) -> None:
+        """Tables created before TTL existed get the column (and its index) added."""
+        present = {column["name"] for column in sa.inspect(self.engine).get_columns(table.name, schema=self.schema)}
+        if EXPIRES_FIELD in present:
+            return
+        column_type = table.c[EXPIRES_FIELD].type.compile(dialect=self.engine.dialect)
+        full_name = self.engine.dialect.identifier_preparer.format_table(table)
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(f"ALTER TABLE {full_name} ADD COLUMN {EXPIRES_FIELD} {column_type}")
+            for index in table.indexes:
+                if index.name and index.name.endswith("_ps_expires"):
+                    index.create(connection, checkfirst=True)
+
+    def _statements(self, schema: EntitySchema, table: sa.Table, *, with_token: bool) -> _TableSet:
+        key_columns = tuple(table.c[field] for field in schema.key)
+        read_columns = tuple(column for column in table.columns if column.name != EXPIRES_FIELD)
+        expires = table.c[EXPIRES_FIELD]
+        live = sa.or_(expires.is_(None), expires > sa.bindparam(_NOW, type_=sa.Double()))
+        by_key = sa.and_(*(column == sa.bindparam(f"k_{column.name}") for column in key_columns))
+        get_stmt = sa.select(*read_columns).where(by_key, live)
+        delete_stmt = table.delete().where(by_key, live)
+        upsert_stmt = self._upsert_statement(table, key_columns, with_expiry=False)
+        upsert_ttl_stmt = self._upsert_statement(table, key_columns, with_expiry=True)
+        dialect = self.engine.dialect
+        return _TableSet(
+            table=table,
+            key_columns=key_columns,
+            shard_columns=tuple(table.c[field] for field in schema.shard_key),
+            data_columns=tuple(column.name for column in read_columns),
+            read_columns=read_columns,
+            with_token=with_token,
+            get_stmt=get_stmt,
+            delete_stmt=delete_stmt,
+            upsert_stmt=upsert_stmt,
+            upsert_ttl_stmt=upsert_ttl_stmt,
+            fast_get=_Compiled(get_stmt, dialect, list(read_columns)),
+            fast_delete=_Compiled(delete_stmt, dialect),
+            fast_upsert=_Compiled(upsert_stmt, dialect) if upsert_stmt is not None else None,
+            fast_upsert_ttl=_Compiled(upsert_ttl_stmt, dialect) if upsert_ttl_stmt is not None else None,
+            fast_purge=_Compiled(table.delete().where(expires <= sa.bindparam(_NOW, type_=sa.Double())), dialect),
+        )
+
+    def _upsert_statement(self, table: sa.Table, key_columns: tuple[sa.Column[Any], ...], *, with_expiry: bool) -> Any:
+        """The dialect's upsert. ``_ps_expires`` is a parameter with expiry, else NULL (cleared)."""
+        values: dict[str, Any] = {
+            column.name: sa.bindparam(column.name, type_=column.type)
+            for column in table.columns
+            if column.name != EXPIRES_FIELD
+        }
+        values[EXPIRES_FIELD] = sa.bindparam(EXPIRES_FIELD, type_=sa.Double()) if with_expiry else sa.null()
+        non_key = [column for column in table.columns if column not in key_columns]
+        if self.dialect in ("sqlite", "postgresql"):
+            insert: Any = (sqlite_dialect.insert if self.dialect == "sqlite" else pg_dialect.insert)(table)
+            insert = insert.values(values)
+            return insert.on_conflict_do_update(
+                index_elements=list(key_columns), set_={c.name: insert.excluded[c.name] for c in non_key}
             )
         if self.dialect in ("mysql", "mariadb"):
-            my_insert = mysql_dialect.insert(table)
-            target = non_key or list(key_columns)
-            return my_insert.on_duplicate_key_update({c.name: my_insert.inserted[c.name] for c in target})
+            my_insert = mysql_dialect.insert(table).values(values)
+            return my_insert.on_duplicate_key_update({c.name: my_insert.inserted[c.name] for c in non_key})
         return None  # generic fallback: delete + insert in one transaction
 
     def _tableset(self, schema: EntitySchema) -> _TableSet:
@@ -387,8 +485,12 @@ class RelationalAdapter(Adapter):
         return found
 
     def drop(self, schema: EntitySchema) -> None:
+        """Drop the table, and the edges that touch its rows."""
         name = self._table_name(schema)
         with self._lock, translate_errors(self.store, self.shard):
+            if self._edges is not None:
+                with self.engine.begin() as connection:
+                    self._edges.forget_entity(connection, schema.name)
             table = self._tables.pop(name, None)
             if table is not None:
                 table.table.drop(self.engine, checkfirst=True)
@@ -453,9 +555,12 @@ class RelationalAdapter(Adapter):
     # -- rows ------------------------------------------------------------------------
     @staticmethod
     def _key_params(tables: _TableSet, key: Any) -> dict[str, Any]:
+        """Parameters of the compiled by-key statements: the key and the time expiry is checked at."""
         if len(tables.key_columns) == 1:
-            return {f"k_{tables.key_columns[0].name}": key}
-        return {f"k_{column.name}": part for column, part in zip(tables.key_columns, key, strict=True)}
+            return {f"k_{tables.key_columns[0].name}": key, _NOW: time.time()}
+        params = {f"k_{column.name}": part for column, part in zip(tables.key_columns, key, strict=True)}
+        params[_NOW] = time.time()
+        return params
 
     def _row_params(self, tables: _TableSet, row: Row) -> dict[str, Any]:
         try:
@@ -510,69 +615,70 @@ class RelationalAdapter(Adapter):
     def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
         tables = self._tableset(schema)
         rows: list[Row] = []
+        now = time.time()
         with translate_errors(self.store, self.shard), self.engine.connect() as connection:
             for start in range(0, len(keys), _IN_CHUNK):
                 chunk = keys[start : start + _IN_CHUNK]
-                result = connection.execute(sa.select(tables.table).where(tables.keys_clause(chunk)))
+                result = connection.execute(tables.select().where(tables.keys_clause(chunk), tables.live(now)))
                 rows.extend(dict(row) for row in result.mappings())
         return rows
 
     def delete(self, schema: EntitySchema, key: Any) -> bool:
+        """Delete the row (and, with GRAPH in use, its edges, in the same transaction)."""
         tables = self._tableset(schema)
         fast = tables.fast_delete
         with self._raw(key, write=True) as cursor:
             cursor.execute(fast.sql, fast.params(self._key_params(tables, key)))
-            return bool(cursor.rowcount)
+            deleted = bool(cursor.rowcount)
+            detach = self._detach
+            if deleted and detach is not None:
+                cursor.execute(detach.sql, detach.params({"entity": schema.name, "key": encode_key(key)}))
+            return deleted
 
     def delete_many(self, schema: EntitySchema, keys: Sequence[Any]) -> int:
+        """Delete the rows (and their edges, as ``delete`` does)."""
         tables = self._tableset(schema)
         deleted = 0
+        now = time.time()
         with translate_errors(self.store, self.shard), self.engine.begin() as connection:
             for start in range(0, len(keys), _IN_CHUNK):
                 chunk = list(dict.fromkeys(keys[start : start + _IN_CHUNK]))
-                deleted += connection.execute(tables.table.delete().where(tables.keys_clause(chunk))).rowcount
+                stmt = tables.table.delete().where(tables.keys_clause(chunk), tables.live(now))
+                deleted += connection.execute(stmt).rowcount
+            if self._edges is not None:
+                detach = self._edges.detach_statement()
+                for key in dict.fromkeys(keys):
+                    connection.execute(detach, {"entity": schema.name, "key": encode_key(key)})
         return deleted
 
     # -- queries ---------------------------------------------------------------------
     def _column(self, schema: EntitySchema, tables: _TableSet, field: str) -> sa.Column[Any]:
-        if field not in tables.table.c or field == TOKEN_FIELD:
+        if field not in schema.field_names:
             raise QueryError(f"{schema.name}: unknown field {field!r} (fields: {', '.join(schema.field_names)})")
         if schema.field(field).type == "json":
-            raise QueryError(
-                f"{schema.name}.{field}: is a nested (JSON) field; filtering and ordering on it needs the "
-                "document kind's nested filters"
-            )
+            raise QueryError(f"{schema.name}.{field}: is a nested (JSON) field; it cannot order a query")
         return tables.table.c[field]
 
     def _where(
         self, schema: EntitySchema, tables: _TableSet, filters: Sequence[Filter]
     ) -> list[sa.ColumnElement[bool]]:
-        clauses: list[sa.ColumnElement[bool]] = []
-        for item in filters:
-            column = self._column(schema, tables, item.field)
-            value = item.value
-            if item.op == "eq":
-                clauses.append(column.is_(None) if value is None else column == value)
-            elif item.op == "ne":
-                # Python semantics: null != 'x' is true, so nulls are kept.
-                clauses.append(column.is_not(None) if value is None else sa.or_(column != value, column.is_(None)))
-            elif item.op == "in":
-                values = list(value)
-                has_null = None in values
-                values = [v for v in values if v is not None]
-                clause = column.in_(values) if values else sa.false()
-                clauses.append(sa.or_(clause, column.is_(None)) if has_null else clause)
-            elif value is None:
-                clauses.append(sa.false())
-            elif item.op == "lt":
-                clauses.append(column < value)
-            elif item.op == "le":
-                clauses.append(column <= value)
-            elif item.op == "gt":
-                clauses.append(column > value)
-            else:
-                clauses.append(column >= value)
-        return clauses
+        return [self._condition(schema, tables, item) for item in filters]
+
+    def _condition(self, schema: EntitySchema, tables: _TableSet, item: Filter) -> sa.ColumnElement[bool]:
+        name, *steps = item.field.split(".")
+        if name not in schema.field_names:
+            raise QueryError(f"{schema.name}: unknown field {name!r} (fields: {', '.join(schema.field_names)})")
+        if schema.field(name).type == "json":
+            if self.dialect not in ("sqlite", "postgresql"):
+                raise UnsupportedCapability(
+                    f"filters on JSON fields are not supported on {self.dialect}", store=self.store, shard=self.shard
+                )
+            return json_filter(self.dialect, tables.table.c[name], steps, item.op, item.value)
+        if steps:
+            raise QueryError(f"{schema.name}.{name} is {schema.field(name).type}, not a nested field: {item.field!r}")
+        if item.op == "contains":
+            raise QueryError(f"{schema.name}.{name}: 'contains' needs a JSON array field")
+        return _scalar_condition(tables.table.c[name], item.op, item.value)
 
     def _order(self, schema: EntitySchema, tables: _TableSet, query: Query) -> list[Any]:
         order: list[Any] = []
@@ -586,7 +692,7 @@ class RelationalAdapter(Adapter):
 
     def find(self, schema: EntitySchema, query: Query) -> list[Row]:
         tables = self._tableset(schema)
-        stmt = sa.select(tables.table).where(*self._where(schema, tables, query.filters))
+        stmt = tables.select().where(tables.live(time.time()), *self._where(schema, tables, query.filters))
         stmt = stmt.order_by(*self._order(schema, tables, query))
         if query.limit is not None:
             stmt = stmt.limit(query.limit)
@@ -595,7 +701,8 @@ class RelationalAdapter(Adapter):
 
     def count(self, schema: EntitySchema, filters: Sequence[Filter] = ()) -> int:
         tables = self._tableset(schema)
-        stmt = sa.select(sa.func.count()).select_from(tables.table).where(*self._where(schema, tables, filters))
+        where = self._where(schema, tables, filters)
+        stmt = sa.select(sa.func.count()).select_from(tables.table).where(tables.live(time.time()), *where)
         with translate_errors(self.store, self.shard), self.engine.connect() as connection:
             return int(connection.execute(stmt).scalar_one())
 
@@ -627,7 +734,7 @@ class RelationalAdapter(Adapter):
                 bounds.append(shard < keys.upper)
         position: tuple[Any, ...] | None = None
         while True:
-            stmt = sa.select(table).where(*bounds)
+            stmt = tables.select().where(tables.live(time.time()), *bounds)
             if position is not None:
                 after = (
                     sa.literal(value, type_=column.type) for value, column in zip(position, order_columns, strict=True)
@@ -642,6 +749,274 @@ class RelationalAdapter(Adapter):
             if len(batch) < batch_size:
                 return
             position = tuple(batch[-1][column.name] for column in order_columns)
+
+    # -- TTL -------------------------------------------------------------------------
+    def put_ttl(self, schema: EntitySchema, rows: Sequence[Row], ttl: float) -> int:
+        """Upsert rows expiring ``ttl`` seconds from now; purges expired rows of the table first."""
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+            raise QueryError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        if not rows:
+            return 0
+        tables = self._tableset(schema)
+        fast = tables.fast_upsert_ttl
+        if fast is None:
+            raise self._unsupported("TTL")
+        now = time.time()
+        expires = now + float(ttl)
+        params = [fast.params({**self._row_params(tables, row), EXPIRES_FIELD: expires}) for row in rows]
+        with self._raw(write=True) as cursor:
+            cursor.execute(tables.fast_purge.sql, tables.fast_purge.params({_NOW: now}))
+            cursor.executemany(fast.sql, params)
+        return len({schema.key_of(row) for row in rows})
+
+    def ttl(self, schema: EntitySchema, key: Any) -> float | None:
+        tables = self._tableset(schema)
+        now = time.time()
+        stmt = sa.select(tables.expires).where(tables.key_clause(key), tables.live(now))
+        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
+            found = connection.execute(stmt).first()
+        if found is None or found[0] is None:
+            return None
+        return max(0.0, float(found[0]) - now)
+
+    def purge_expired(self, schema: EntitySchema) -> int:
+        """Delete the rows of ``schema`` that have expired (they are already invisible); how many."""
+        tables = self._tableset(schema)
+        with self._raw(write=True) as cursor:
+            cursor.execute(tables.fast_purge.sql, tables.fast_purge.params({_NOW: time.time()}))
+            return int(cursor.rowcount)
+
+    # -- increment, partial update ---------------------------------------------------
+    def _changeable(self, schema: EntitySchema, name: str) -> FieldSpec:
+        if name not in schema.field_names:
+            raise QueryError(f"{schema.name}: unknown field {name!r} (fields: {', '.join(schema.field_names)})")
+        if name in schema.key or name in schema.shard_key:
+            raise QueryError(f"{schema.name}.{name} is part of the key or shard key; it cannot change")
+        return schema.field(name)
+
+    def increment(self, schema: EntitySchema, key: Any, field: str, amount: int | float) -> int | float:
+        spec = self._changeable(schema, field)
+        if spec.type not in ("int", "float"):
+            raise QueryError(f"{schema.name}.{field} is {spec.type}; increment needs int or float")
+        self._require_dialect("ATOMIC_INCREMENT", "RETURNING")
+        tables = self._tableset(schema)
+        column = tables.table.c[field]
+        stmt = (
+            tables.table.update()
+            .where(tables.key_clause(key), tables.live(time.time()))
+            .values({field: sa.func.coalesce(column, 0) + sa.bindparam("ps_amount", amount, type_=column.type)})
+            .returning(column)
+        )
+        with translate_errors(self.store, self.shard, key), self.engine.begin() as connection:
+            found = connection.execute(stmt).first()
+        if found is None:
+            raise NotFoundError(f"no {schema.name} to increment", store=self.store, shard=self.shard, key=key)
+        return float(found[0]) if spec.type == "float" else int(found[0])
+
+    def update(self, schema: EntitySchema, key: Any, changes: Mapping[str, Any]) -> bool:
+        """Set fields and JSON paths in one UPDATE (applied in order); False if no such row."""
+        tables = self._tableset(schema)
+        values: dict[str, Any] = {}
+        for path, value in changes.items():
+            name, *steps = path.split(".")
+            spec = self._changeable(schema, name)
+            column = tables.table.c[name]
+            if not steps:
+                values[name] = sa.bindparam(None, value, type_=column.type)
+                continue
+            if spec.type != "json":
+                raise QueryError(f"{schema.name}.{name} is {spec.type}, not a nested field: {path!r}")
+            self._require_dialect("PARTIAL_UPDATE of JSON paths", "json_set/jsonb_set")
+            values[name] = json_set_expression(self.dialect, values.get(name, column), steps, value)
+        live = tables.live(time.time())
+        with translate_errors(self.store, self.shard, key), self.engine.begin() as connection:
+            if not values:
+                stmt = sa.select(sa.literal(1)).select_from(tables.table).where(tables.key_clause(key), live)
+                return connection.execute(stmt).first() is not None
+            stmt_update = tables.table.update().where(tables.key_clause(key), live).values(values)
+            return bool(connection.execute(stmt_update).rowcount)
+
+    # -- partitions ------------------------------------------------------------------
+    def partition(
+        self,
+        schema: EntitySchema,
+        partition: Any,
+        *,
+        start: Any = None,
+        end: Any = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """One index range read: shard key = partition, ``start <= clustering < end``."""
+        tables = self._tableset(schema)
+        clustering = [column for column in tables.key_columns if column.name not in schema.shard_key]
+        if not clustering:
+            raise QueryError(f"{schema.name}: a partition read needs key fields beyond the shard key (clustering)")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise QueryError(f"limit must be a non-negative integer, not {limit!r}")
+        parts = (partition,) if len(tables.shard_columns) == 1 else tuple(partition)
+        where = [column == part for column, part in zip(tables.shard_columns, parts, strict=True)]
+        if start is not None:
+            where.append(clustering[0] >= start)
+        if end is not None:
+            where.append(clustering[0] < end)
+        stmt = tables.select().where(tables.live(time.time()), *where)
+        stmt = stmt.order_by(*(column.desc() if descending else column.asc() for column in clustering))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with translate_errors(self.store, self.shard, partition), self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(stmt).mappings()]
+
+    # -- graph -----------------------------------------------------------------------
+    def _attach_edges(self, edges: EdgeTable) -> EdgeTable:
+        """Use an existing edge table: from now on, deletes detach nodes too."""
+        self._detach = _Compiled(edges.detach_statement(), self.engine.dialect)
+        self._edges = edges
+        return edges
+
+    def _graph(self, *schemas: EntitySchema) -> EdgeTable:
+        """The edge table, created on first use; ``schemas`` ensured (a target may be new here)."""
+        self._require_dialect("GRAPH", "the edge table's upsert")
+        for schema in schemas:
+            if self._table_name(schema) not in self._tables:
+                self.ensure(schema, with_token=True)
+        if self._edges is not None:
+            return self._edges
+        with self._lock:
+            edges: EdgeTable | None = self._edges  # another thread may have created it
+            if edges is None:
+                edges = EdgeTable(self._edge_name, self.schema)
+                with translate_errors(self.store, self.shard):
+                    edges.table.create(self.engine, checkfirst=True)
+                self._attach_edges(edges)
+            return edges
+
+    def _exists(self, connection: Connection, schema: EntitySchema, key: Any) -> bool:
+        tables = self._tableset(schema)
+        stmt = (
+            sa.select(sa.literal(1)).select_from(tables.table).where(tables.key_clause(key), tables.live(time.time()))
+        )
+        return connection.execute(stmt).first() is not None
+
+    def relate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> None:
+        edges = self._graph(schema, target)
+        with translate_errors(self.store, self.shard, relationship.source), self.engine.begin() as connection:
+            for end, key, what in ((schema, relationship.source, "source"), (target, relationship.target, "target")):
+                if not self._exists(connection, end, key):
+                    raise NotFoundError(
+                        f"cannot relate: the {what} {end.name} does not exist",
+                        store=self.store,
+                        shard=self.shard,
+                        key=key,
+                    )
+            edges.upsert(connection, relationship, schema.name, target.name)
+
+    def unrelate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> bool:
+        edges = self._graph(schema, target)
+        with translate_errors(self.store, self.shard, relationship.source), self.engine.begin() as connection:
+            return edges.remove(connection, relationship, schema.name, target.name)
+
+    def _rows_by_encoded_key(self, schema: EntitySchema, encoded: Iterable[bytes]) -> dict[bytes, Row]:
+        unique = list(dict.fromkeys(encoded))
+        rows = self.get_many(schema, [decode_key(item) for item in unique]) if unique else []
+        return {encode_key(schema.key_of(row)): row for row in rows}
+
+    def neighbors(
+        self,
+        schema: EntitySchema,
+        key: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        target: EntitySchema | None = None,
+    ) -> list[Neighbor]:
+        other = target or schema
+        edges = self._graph(schema, other)
+        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
+            found = edges.edges(connection, schema.name, key, type=type, direction=direction, other=other.name)
+        rows = self._rows_by_encoded_key(other, (encoded for encoded, _ in found))
+        result = [(decode_key(encoded), Neighbor(rows[encoded], rel)) for encoded, rel in found if encoded in rows]
+        result.sort(key=lambda item: (item[0], item[1].relationship.type, item[1].relationship.target != item[0]))
+        return [neighbor for _, neighbor in result]
+
+    def traverse(
+        self,
+        schema: EntitySchema,
+        key: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        depth: int = 1,
+    ) -> list[tuple[int, Row]]:
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise QueryError(f"depth must be a positive integer, not {depth!r}")
+        edges = self._graph(schema)
+        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
+            found = edges.reachable(connection, schema.name, key, type=type, direction=direction, depth=depth)
+        rows = self._rows_by_encoded_key(schema, (encoded for _, encoded in found))
+        result = [(distance, rows[encoded]) for distance, encoded in found if encoded in rows]
+        result.sort(key=lambda item: (item[0], schema.key_of(item[1])))
+        return result
+
+    def shortest_path(
+        self,
+        schema: EntitySchema,
+        source: Any,
+        target: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        max_depth: int = 6,
+    ) -> list[Row] | None:
+        edges = self._graph(schema)
+        with translate_errors(self.store, self.shard, source), self.engine.connect() as connection:
+            if not (self._exists(connection, schema, source) and self._exists(connection, schema, target)):
+                return None
+            path = edges.path(
+                connection,
+                schema.name,
+                source,
+                target,
+                type=type,
+                direction=direction,
+                max_depth=max_depth,
+                order=decode_key,
+            )
+        if path is None:
+            return None
+        rows = self._rows_by_encoded_key(schema, path)
+        return [rows[encoded] for encoded in path] if all(encoded in rows for encoded in path) else None
+
+    # -- dialect limits --------------------------------------------------------------
+    def _require_dialect(self, capability: str, needs: str) -> None:
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise self._unsupported(f"{capability} (needs {needs})")
+
+    def _unsupported(self, what: str) -> UnsupportedCapability:
+        return UnsupportedCapability(
+            f"{what} is implemented for SQLite and PostgreSQL, not {self.dialect}", store=self.store, shard=self.shard
+        )
+
+
+def _scalar_condition(column: sa.Column[Any], op: str, value: Any) -> sa.ColumnElement[bool]:
+    """``column op value`` with Python's null semantics (see ``Filter.matches``)."""
+    if op == "eq":
+        return column.is_(None) if value is None else column == value
+    if op == "ne":  # null != 'x' is true in Python, so nulls are kept
+        return column.is_not(None) if value is None else sa.or_(column != value, column.is_(None))
+    if op == "in":
+        values = [item for item in value if item is not None]
+        clause = column.in_(values) if values else sa.false()
+        return sa.or_(clause, column.is_(None)) if None in list(value) else clause
+    if value is None:
+        return sa.false()  # ordering comparisons never match null
+    comparisons: dict[str, Callable[[Any, Any], Any]] = {
+        "lt": operator.lt,
+        "le": operator.le,
+        "gt": operator.gt,
+        "ge": operator.ge,
+    }
+    return comparisons[op](column, value)  # type: ignore[no-any-return]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,245 @@
+"""Relationships between rows in SQL: the relational adapter's GRAPH capability.
+
+One edge table per shard and namespace, ``{namespace}_ps_edges``: (source entity,
+source key, type, target entity, target key) is the primary key and ``properties`` a
+JSON column. Keys are stored as ``sharding.keys.encode_key`` bytes, so keys of any type
+(composite ones too) and of different entities share one table, and ``1`` and ``"1"``
+stay different nodes. A second index (target entity, target key, ...) serves incoming
+edges and the cleanup when a node is deleted.
+
+* ``neighbors`` reads the edges through one index and the rows through ``get_many``.
+* ``traverse`` is one ``WITH RECURSIVE`` query: (node, distance) pairs joined level by
+  level, ``UNION`` removing repeats, bounded by the depth, so cycles terminate; the
+  minimal distance per node is kept.
+* ``shortest_path`` is a breadth-first search with one SQL query per level, remembering
+  each node's first parent (frontier visited in key order, so the answer is stable).
+
+The edge table itself is created lazily by the first ``relate``; the adapter deletes a
+node's edges when it deletes the node.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection
+
+from adapters._sql_json import jsonable
+from adapters.base import Direction, Relationship
+from sharding.keys import decode_key, encode_key
+from toolkit.errors import QueryError
+
+__all__ = ["EdgeTable"]
+
+_CHUNK = 500
+
+
+class EdgeTable:
+    """The edge table of one shard, and the SQL that reads and writes it."""
+
+    def __init__(self, name: str, schema: str | None) -> None:
+        key_type = sa.LargeBinary()
+        self.table = sa.Table(
+            name,
+            sa.MetaData(),
+            sa.Column("source_entity", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"), primary_key=True),
+            sa.Column("source_key", key_type, primary_key=True),
+            sa.Column("type", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"), primary_key=True),
+            sa.Column("target_entity", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"), primary_key=True),
+            sa.Column("target_key", key_type, primary_key=True),
+            sa.Column("properties", sa.JSON().with_variant(pg_dialect.JSONB(), "postgresql"), nullable=False),
+            schema=schema,
+        )
+        columns = self.table.c
+        sa.Index(
+            f"ix_{name}_target",
+            columns.target_entity,
+            columns.target_key,
+            columns.type,
+            columns.source_entity,
+            columns.source_key,
+        )
+
+    # -- writes ----------------------------------------------------------------------
+    def upsert(self, connection: Connection, relationship: Relationship, source: str, target: str) -> None:
+        values = {
+            "source_entity": source,
+            "source_key": encode_key(relationship.source),
+            "type": relationship.type,
+            "target_entity": target,
+            "target_key": encode_key(relationship.target),
+            "properties": jsonable(dict(relationship.properties), "relationship properties"),
+        }
+        dialect = connection.dialect.name
+        insert: Any = (pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert)(self.table)
+        stmt = insert.values(values).on_conflict_do_update(
+            index_elements=list(self.table.primary_key.columns), set_={"properties": insert.excluded.properties}
+        )
+        connection.execute(stmt)
+
+    def remove(self, connection: Connection, relationship: Relationship, source: str, target: str) -> bool:
+        columns = self.table.c
+        stmt = self.table.delete().where(
+            columns.source_entity == source,
+            columns.source_key == encode_key(relationship.source),
+            columns.type == relationship.type,
+            columns.target_entity == target,
+            columns.target_key == encode_key(relationship.target),
+        )
+        return bool(connection.execute(stmt).rowcount)
+
+    def detach_statement(self) -> sa.Delete:
+        """Delete every edge touching one node (``entity``, ``key`` parameters)."""
+        columns = self.table.c
+        entity, key = sa.bindparam("entity", type_=sa.Text()), sa.bindparam("key", type_=sa.LargeBinary())
+        return self.table.delete().where(
+            sa.or_(
+                sa.and_(columns.source_entity == entity, columns.source_key == key),
+                sa.and_(columns.target_entity == entity, columns.target_key == key),
+            )
+        )
+
+    def forget_entity(self, connection: Connection, entity: str) -> None:
+        """Edges touching any row of a dropped entity."""
+        columns = self.table.c
+        connection.execute(
+            self.table.delete().where(sa.or_(columns.source_entity == entity, columns.target_entity == entity))
+        )
+
+    # -- reads -----------------------------------------------------------------------
+    def edges(
+        self,
+        connection: Connection,
+        entity: str,
+        key: Any,
+        *,
+        type: str | None,
+        direction: Direction,
+        other: str,
+    ) -> list[tuple[bytes, Relationship]]:
+        """(neighbour's encoded key, relationship) of the node's edges in ``direction``."""
+        encoded = encode_key(key)
+        columns = self.table.c
+        found: list[tuple[bytes, Relationship]] = []
+        if direction in ("out", "both"):
+            stmt = sa.select(columns.target_key, columns.type, columns.properties).where(
+                columns.source_entity == entity,
+                columns.source_key == encoded,
+                columns.target_entity == other,
+                *([columns.type == type] if type is not None else []),
+            )
+            for target_key, kind, properties in connection.execute(stmt):
+                target = bytes(target_key)
+                found.append((target, Relationship(kind, key, decode_key(target), _props(properties))))
+        if direction in ("in", "both"):
+            stmt = sa.select(columns.source_key, columns.type, columns.properties).where(
+                columns.target_entity == entity,
+                columns.target_key == encoded,
+                columns.source_entity == other,
+                *([columns.type == type] if type is not None else []),
+            )
+            for source_key, kind, properties in connection.execute(stmt):
+                source = bytes(source_key)
+                found.append((source, Relationship(kind, decode_key(source), key, _props(properties))))
+        return found
+
+    def _steps(self, entity: str, type: str | None, direction: Direction) -> sa.Subquery:
+        """(here, there) pairs: one edge between rows of ``entity`` in ``direction``."""
+        columns = self.table.c
+        where = [columns.source_entity == entity, columns.target_entity == entity]
+        if type is not None:
+            where.append(columns.type == type)
+        out = sa.select(columns.source_key.label("here"), columns.target_key.label("there")).where(*where)
+        back = sa.select(columns.target_key.label("here"), columns.source_key.label("there")).where(*where)
+        if direction == "out":
+            return out.subquery("step")
+        if direction == "in":
+            return back.subquery("step")
+        return sa.union_all(out, back).subquery("step")
+
+    def reachable(
+        self, connection: Connection, entity: str, key: Any, *, type: str | None, direction: Direction, depth: int
+    ) -> list[tuple[int, bytes]]:
+        """(minimal distance, encoded key) of nodes 1..depth edges away; one recursive query."""
+        start = encode_key(key)
+        step = self._steps(entity, type, direction)
+        walk = sa.select(
+            sa.literal(start, type_=sa.LargeBinary()).label("node"), sa.literal(0, type_=sa.Integer()).label("distance")
+        ).cte("walk", recursive=True)
+        walk = walk.union(
+            sa.select(step.c.there, walk.c.distance + 1)
+            .select_from(walk.join(step, step.c.here == walk.c.node))
+            .where(walk.c.distance < depth)
+        )
+        stmt = (
+            sa.select(walk.c.node, sa.func.min(walk.c.distance))
+            .where(walk.c.node != sa.literal(start, type_=sa.LargeBinary()))
+            .group_by(walk.c.node)
+        )
+        return [(int(distance), bytes(node)) for node, distance in connection.execute(stmt)]
+
+    def path(
+        self,
+        connection: Connection,
+        entity: str,
+        source: Any,
+        target: Any,
+        *,
+        type: str | None,
+        direction: Direction,
+        max_depth: int,
+        order: Callable[[bytes], Any],
+    ) -> list[bytes] | None:
+        """Encoded keys of a shortest path source..target (breadth first), or None."""
+        start, goal = encode_key(source), encode_key(target)
+        if start == goal:
+            return [start]
+        step = self._steps(entity, type, direction)
+        parents: dict[bytes, bytes] = {start: start}
+        frontier = [start]
+        for _ in range(max_depth):
+            following: list[bytes] = []
+            for here, there in self._next(connection, step, sorted(frontier, key=order), order):
+                if there not in parents:
+                    parents[there] = here
+                    following.append(there)
+            if goal in parents:
+                return _unwind(parents, goal)
+            if not following:
+                return None
+            frontier = following
+        return None
+
+    def _next(
+        self, connection: Connection, step: sa.Subquery, frontier: Sequence[bytes], order: Callable[[bytes], Any]
+    ) -> Iterable[tuple[bytes, bytes]]:
+        """Edges leaving the frontier, in the frontier's order, then by neighbour."""
+        rank = {node: index for index, node in enumerate(frontier)}
+        pairs: list[tuple[bytes, bytes]] = []
+        for begin in range(0, len(frontier), _CHUNK):
+            chunk = list(frontier[begin : begin + _CHUNK])
+            stmt = sa.select(step.c.here, step.c.there).where(step.c.here.in_(chunk))
+            pairs.extend((bytes(here), bytes(there)) for here, there in connection.execute(stmt))
+        pairs.sort(key=lambda pair: (rank[pair[0]], order(pair[1])))
+        return pairs
+
+
+def _props(properties: Any) -> Mapping[str, Any]:
+    if isinstance(properties, str):  # a driver that hands JSON back as text
+        properties = json.loads(properties)
+    if not isinstance(properties, dict):
+        raise QueryError(f"edge properties are not an object: {properties!r}")
+    return properties
+
+
+def _unwind(parents: Mapping[bytes, bytes], goal: bytes) -> list[bytes]:
+    path = [goal]
+    while parents[path[-1]] != path[-1]:
+        path.append(parents[path[-1]])
+    path.reverse()
+    return path

@@ -1,0 +1,291 @@
+"""JSON paths in SQL for the relational adapter: nested filters and partial updates.
+
+The reference semantics are ``adapters.base.Filter.matches`` and ``resolve_path``: a
+path step is an object key (never an array index), a missing step is null, ``eq`` with
+a dict or list compares JSON values, ordering comparisons never match null and only
+compare a number with a number (bools count as 0/1, as in Python) or a string with a
+string (by code point), ``contains`` asks whether a JSON array holds an equal element.
+
+Both dialects evaluate all of it in SQL, with every value and every path step sent as a
+parameter:
+
+* SQLite: ``json_type``/``json_extract`` with a JSON path built here (each key written
+  the way SQLite 3.40 matches it: as the escaped text of the stored JSON), ``json_each``
+  for arrays and for comparing whole objects member by member.
+* PostgreSQL: ``->`` chains with text parameters (``->`` with a text operand never
+  indexes an array, exactly like ``resolve_path``), ``jsonb_typeof`` guards so numbers
+  compare as numbers and strings as strings (``COLLATE "C"``), jsonb equality for
+  whole values.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic_core import to_jsonable_python
+from sqlalchemy.dialects import postgresql as pg_dialect
+
+from toolkit.errors import QueryError
+
+__all__ = ["json_filter", "json_set_expression", "jsonable"]
+
+_NUMBER_TYPES_SQLITE = ("integer", "real", "true", "false")
+
+
+def jsonable(value: Any, where: str) -> Any:
+    """``value`` as pydantic would store it inside a JSON field (datetimes as ISO text...)."""
+    try:
+        converted = to_jsonable_python(value)
+        json.dumps(converted, allow_nan=False)
+    except (ValueError, TypeError) as exc:
+        raise QueryError(f"{where}: {value!r} is not a JSON value ({exc})") from None
+    return converted
+
+
+def _number(value: Any) -> decimal.Decimal:
+    """A number (or bool, as Python compares it) as an exact Decimal parameter."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise QueryError(f"{value!r} cannot be compared with JSON numbers")
+    return decimal.Decimal(int(value)) if isinstance(value, bool | int) else decimal.Decimal(repr(value))
+
+
+# -- nodes: one JSON value inside a row, per dialect ---------------------------------------
+class _Node:
+    """A JSON value addressed from a row: its type name, scalar value and children."""
+
+    def is_null(self) -> sa.ColumnElement[bool]:  # missing or JSON null
+        raise NotImplementedError
+
+    def is_present_null(self) -> sa.ColumnElement[bool]:  # exists and is JSON null
+        raise NotImplementedError
+
+    def number(self) -> sa.ColumnElement[Any]:  # the value if a number/bool, else NULL
+        raise NotImplementedError
+
+    def text(self) -> sa.ColumnElement[Any]:  # the value if a string, else NULL
+        raise NotImplementedError
+
+    def equals_json(self, value: dict[str, Any] | list[Any]) -> sa.ColumnElement[bool]:
+        raise NotImplementedError
+
+    def array_holds(self, value: Any) -> sa.ColumnElement[bool]:
+        raise NotImplementedError
+
+    # shared logic ------------------------------------------------------------------
+    def equals(self, value: Any, *, inside: bool = False) -> sa.ColumnElement[bool]:
+        if value is None:
+            return self.is_present_null() if inside else self.is_null()
+        if isinstance(value, bool | int | float):
+            return self.number() == sa.bindparam(None, _number(value), type_=sa.Numeric())
+        if isinstance(value, str):
+            return self.text() == sa.bindparam(None, value, type_=sa.Text())
+        if isinstance(value, dict | list):
+            return self.equals_json(value)
+        raise QueryError(f"{value!r} is not a JSON value")
+
+    def compare(self, op: str, value: Any) -> sa.ColumnElement[bool]:
+        if isinstance(value, bool | int | float):
+            left: sa.ColumnElement[Any] = self.number()
+            right: Any = sa.bindparam(None, _number(value), type_=sa.Numeric())
+        elif isinstance(value, str):
+            left, right = self.text(), sa.bindparam(None, value, type_=sa.Text())
+        else:
+            raise QueryError(f"ordering comparisons inside JSON take a number or a string, not {value!r}")
+        comparisons: dict[str, sa.ColumnElement[bool]] = {
+            "lt": left < right,
+            "le": left <= right,
+            "gt": left > right,
+            "ge": left >= right,
+        }
+        return comparisons[op]
+
+
+@dataclass(frozen=True)
+class _SqliteNode(_Node):
+    """``json_type(doc, path)`` / ``json_extract(doc, path)``; or a ``json_each`` element."""
+
+    doc: sa.ColumnElement[Any]
+    path: str = "$"
+    element: Any = None  # a json_each alias whose (type, value) is this node
+
+    def _type(self) -> sa.ColumnElement[Any]:
+        if self.element is not None and self.path == "$":
+            return self.element.c.type  # type: ignore[no-any-return]
+        return sa.func.json_type(self.doc, sa.bindparam(None, self.path, type_=sa.Text()))
+
+    def _value(self) -> sa.ColumnElement[Any]:
+        if self.element is not None and self.path == "$":
+            return self.element.c.value  # type: ignore[no-any-return]
+        return sa.func.json_extract(self.doc, sa.bindparam(None, self.path, type_=sa.Text()))
+
+    def child(self, key: str) -> _SqliteNode:
+        return _SqliteNode(self.doc, f"{self.path}.{_sqlite_label(key)}", self.element)
+
+    def item(self, index: int) -> _SqliteNode:
+        return _SqliteNode(self.doc, f"{self.path}[{index}]", self.element)
+
+    def is_null(self) -> sa.ColumnElement[bool]:
+        return self._value().is_(None)
+
+    def is_present_null(self) -> sa.ColumnElement[bool]:
+        return self._type() == "null"
+
+    def number(self) -> sa.ColumnElement[Any]:
+        return sa.case((self._type().in_(_NUMBER_TYPES_SQLITE), self._value()))
+
+    def text(self) -> sa.ColumnElement[Any]:
+        return sa.case((self._type() == "text", self._value()))
+
+    def _each(self) -> Any:
+        return sa.func.json_each(self.doc, sa.bindparam(None, self.path, type_=sa.Text())).table_valued(
+            "key", "value", "type"
+        )
+
+    def equals_json(self, value: dict[str, Any] | list[Any]) -> sa.ColumnElement[bool]:
+        if isinstance(value, dict):
+            members = sa.select(sa.func.count()).select_from(self._each()).scalar_subquery()
+            parts = [self._type() == "object", members == len(value)]
+            parts += [self.child(key).equals(item, inside=True) for key, item in value.items()]
+        else:
+            length = sa.func.json_array_length(self.doc, sa.bindparam(None, self.path, type_=sa.Text()))
+            parts = [self._type() == "array", length == len(value)]
+            parts += [self.item(index).equals(item, inside=True) for index, item in enumerate(value)]
+        return sa.and_(*parts)
+
+    def array_holds(self, value: Any) -> sa.ColumnElement[bool]:
+        each = self._each()
+        element = _SqliteNode(each.c.value, "$", each)
+        found = sa.select(sa.literal(1)).select_from(each).where(element.equals(value, inside=True)).exists()
+        return sa.and_(self._type() == "array", found)
+
+
+def _sqlite_label(key: str) -> str:
+    """One path step as SQLite 3.40 matches it: the key's escaped JSON text, quoted if possible.
+
+    SQLite compares a path label with the raw (escaped) text of the stored key, so a key
+    is written as ``json.dumps`` (the serializer SQLAlchemy uses) writes it.
+    """
+    escaped = json.dumps(key)[1:-1]
+    if '"' not in escaped:
+        return f'"{escaped}"'
+    if "[" not in escaped:
+        return escaped  # unquoted: may hold a quote, but not '.' (never in a step) or '['
+    raise QueryError(f"SQLite JSON paths cannot address the key {key!r} (it holds both '\"' and '[')")
+
+
+@dataclass(frozen=True)
+class _PostgresNode(_Node):
+    """A jsonb expression reached from the column with ``->`` (text keys only)."""
+
+    expr: sa.ColumnElement[Any]
+
+    def child(self, key: str) -> _PostgresNode:
+        step = sa.bindparam(None, key, type_=sa.Text())
+        return _PostgresNode(self.expr.op("->", return_type=pg_dialect.JSONB())(step))
+
+    def _type(self) -> sa.ColumnElement[Any]:
+        return sa.func.jsonb_typeof(self.expr)
+
+    def _scalar_text(self) -> sa.ColumnElement[Any]:
+        return self.expr.op("#>>", return_type=sa.Text())(sa.literal_column("'{}'"))
+
+    def is_null(self) -> sa.ColumnElement[bool]:
+        return sa.func.coalesce(self._type(), "null") == "null"
+
+    def is_present_null(self) -> sa.ColumnElement[bool]:
+        return self._type() == "null"
+
+    def number(self) -> sa.ColumnElement[Any]:
+        return sa.case(
+            (self._type() == "number", sa.cast(self._scalar_text(), sa.Numeric())),
+            (self._type() == "boolean", sa.case((self._scalar_text() == "true", 1), else_=0)),
+        )
+
+    def text(self) -> sa.ColumnElement[Any]:
+        return sa.case((self._type() == "string", self._scalar_text())).collate("C")
+
+    def equals_json(self, value: dict[str, Any] | list[Any]) -> sa.ColumnElement[bool]:
+        literal = sa.cast(sa.bindparam(None, json.dumps(value), type_=sa.Text()), pg_dialect.JSONB())
+        return sa.and_(self._type() == ("object" if isinstance(value, dict) else "array"), self.expr == literal)
+
+    def array_holds(self, value: Any) -> sa.ColumnElement[bool]:
+        guarded = sa.case(
+            (self._type() == "array", self.expr), else_=sa.cast(sa.literal_column("'[]'"), pg_dialect.JSONB())
+        )
+        each = sa.func.jsonb_array_elements(guarded).table_valued("value")
+        element = _PostgresNode(each.c.value)
+        found = sa.select(sa.literal(1)).select_from(each).where(element.equals(value, inside=True)).exists()
+        return sa.and_(self._type() == "array", found)
+
+
+def _node(dialect: str, column: sa.ColumnElement[Any], steps: Sequence[str]) -> _Node:
+    if dialect == "sqlite":
+        sqlite_node = _SqliteNode(column)
+        for step in steps:
+            sqlite_node = sqlite_node.child(step)
+        return sqlite_node
+    if dialect == "postgresql":
+        pg_node = _PostgresNode(column)
+        for step in steps:
+            pg_node = pg_node.child(step)
+        return pg_node
+    raise QueryError(f"nested (JSON) filters are not supported on {dialect}")
+
+
+def json_filter(
+    dialect: str, column: sa.ColumnElement[Any], steps: Sequence[str], op: str, value: Any
+) -> sa.ColumnElement[bool]:
+    """``Filter(path, op, value)`` on a JSON column, ``steps`` the keys after the column name."""
+    node = _node(dialect, column, steps)
+    if op == "contains":
+        return node.array_holds(jsonable(value, "contains"))
+    if op == "in":
+        values = [jsonable(item, "in") for item in value]
+        return sa.or_(*(node.equals(item) for item in values)) if values else sa.false()
+    value = jsonable(value, op)
+    if op == "eq":
+        return node.equals(value)
+    if op == "ne":
+        return sa.not_(sa.func.coalesce(node.equals(value), sa.false()))
+    if value is None:
+        return sa.false()  # ordering comparisons never match null
+    return node.compare(op, value)
+
+
+# -- partial updates -------------------------------------------------------------------------
+def json_set_expression(dialect: str, base: sa.ColumnElement[Any], steps: Sequence[str], value: Any) -> Any:
+    """``base`` with ``value`` at ``steps``; missing or non-object intermediates become objects."""
+    payload = json.dumps(jsonable(value, ".".join(steps)))
+    if dialect == "sqlite":
+        return _sqlite_set(base, "$", list(steps), sa.func.json(sa.bindparam(None, payload, type_=sa.Text())))
+    if dialect == "postgresql":
+        new = sa.cast(sa.bindparam(None, payload, type_=sa.Text()), pg_dialect.JSONB())
+        return _postgres_set(base, list(steps), new)
+    raise QueryError(f"partial updates of JSON paths are not supported on {dialect}")
+
+
+def _sqlite_set(doc: Any, path: str, steps: list[str], new: Any) -> Any:
+    here = sa.func.json_type(doc, sa.bindparam(None, path, type_=sa.Text()))
+    current = sa.func.json_extract(doc, sa.bindparam(None, path, type_=sa.Text()))
+    obj = sa.case((here == "object", current), else_=sa.func.json_object())
+    label = f"$.{_sqlite_label(steps[0])}"
+    if len(steps) == 1:
+        return sa.func.json_set(obj, sa.bindparam(None, label, type_=sa.Text()), new)
+    inner = _sqlite_set(obj, label, steps[1:], new)
+    return sa.func.json_set(obj, sa.bindparam(None, label, type_=sa.Text()), inner)
+
+
+def _postgres_set(doc: Any, steps: list[str], new: Any) -> Any:
+    jsonb = pg_dialect.JSONB()
+    obj = sa.case((sa.func.jsonb_typeof(doc) == "object", doc), else_=sa.cast(sa.literal_column("'{}'"), jsonb))
+    path = sa.bindparam(None, [steps[0]], type_=pg_dialect.ARRAY(sa.Text()))
+    if len(steps) == 1:
+        return sa.func.jsonb_set(obj, path, new, sa.true(), type_=jsonb)
+    child = obj.op("->", return_type=jsonb)(sa.bindparam(None, steps[0], type_=sa.Text()))
+    return sa.func.jsonb_set(obj, path, _postgres_set(child, steps[1:], new), sa.true(), type_=jsonb)
