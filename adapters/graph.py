@@ -140,7 +140,7 @@ _TIMEOUT_CODES: Final = ("TransactionTimedOut", "LockAcquisitionTimeout", "Timeo
 
 def _translate(exc: BaseException, store: str, shard: str, key: Any) -> StoreError:
     """The toolkit error for a driver exception (see ``ERROR_MAP``)."""
-    code = getattr(exc, "code", None) or ""
+    code = (exc.code if isinstance(exc, nx.Neo4jError) else None) or ""
     text = _message(exc)
     if any(marker in code for marker in _TIMEOUT_CODES) or "obtain a connection from the pool" in text:
         return StoreTimeout(text, store=store, shard=shard, key=key)
@@ -152,7 +152,9 @@ def _translate(exc: BaseException, store: str, shard: str, key: Any) -> StoreErr
 
 def _message(exc: BaseException) -> str:
     """The server's or driver's message, first line only (no query text)."""
-    text = getattr(exc, "message", None) or str(exc)
+    # Only server errors carry a plain ``message``; on driver errors that name is a GQL preview.
+    text = exc.message if isinstance(exc, nx.Neo4jError) else None
+    text = text or " ".join(arg for arg in exc.args if isinstance(arg, str)) or str(exc)
     lines = str(text).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
@@ -683,30 +685,48 @@ class GraphAdapter(Adapter):
             raise QueryError(f"batch_size must be positive, not {batch_size}")
         if tokens is not None and not self._with_token.get(label.name, True):
             raise QueryError(f"{schema.name}: a token range scan needs a hash-routed store")
-        order = ([TOKEN_FIELD] if tokens is not None else []) + list(schema.key)
-        columns = [f"n.{_tick(f)}" for f in order]
         keys_in_python = keys is not None and any(self._client_side(label, f) for f in schema.shard_key)
+        server_keys = None if keys_in_python else keys
+        order = self._scan_order(schema, tokens)
         position: list[Any] | None = None
         while True:
-            params = _Params()
-            conditions = self._scan_bounds(label, tokens, None if keys_in_python else keys, position, params)
-            if position is not None:
-                encoded = [params.add(_encode(label.kind(f), v)) for f, v in zip(order, position, strict=True)]
-                conditions.append(_lex(columns, encoded, ">"))
-            where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-            text = (
-                f"MATCH (n:{label.q}) {where}WITH n ORDER BY {', '.join(columns)} "
-                f"LIMIT {params.add(batch_size)} RETURN properties(n) AS p"
-            )
-            batch = [label.decode(record["p"]) for record in self._records(text, params.values)]
+            text, params = self._scan_query(label, tokens, server_keys, position, batch_size)
+            batch = [label.decode(record["p"]) for record in self._records(text, params)]
             if not batch:
                 return
             position = [batch[-1][f] for f in order]
-            selected = [r for r in batch if keys is None or not keys_in_python or schema.shard_key_of(r) in keys]
+            selected = [r for r in batch if keys is None or server_keys is not None or schema.shard_key_of(r) in keys]
             if selected:
                 yield selected
             if len(batch) < batch_size:
                 return
+
+    @staticmethod
+    def _scan_order(schema: EntitySchema, tokens: TokenRange | None) -> list[str]:
+        return ([TOKEN_FIELD] if tokens is not None else []) + list(schema.key)
+
+    def _scan_query(
+        self,
+        label: _Label,
+        tokens: TokenRange | None,
+        keys: KeyRange | None,
+        position: list[Any] | None,
+        batch_size: int,
+    ) -> tuple[str, dict[str, Any]]:
+        """One page of a scan: index-seekable bounds, keyset after ``position``, ordered, limited."""
+        order = self._scan_order(label.schema, tokens)
+        columns = [f"n.{_tick(f)}" for f in order]
+        params = _Params()
+        conditions = self._scan_bounds(label, tokens, keys, position, params)
+        if position is not None:
+            encoded = [params.add(_encode(label.kind(f), v)) for f, v in zip(order, position, strict=True)]
+            conditions.append(_lex(columns, encoded, ">"))
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        text = (
+            f"MATCH (n:{label.q}) {where}WITH n ORDER BY {', '.join(columns)} "
+            f"LIMIT {params.add(batch_size)} RETURN properties(n) AS p"
+        )
+        return text, params.values
 
     def _scan_bounds(
         self,
