@@ -559,11 +559,16 @@ class ColumnAdapter(Adapter):
         indexed = _indexed(schema, partition, with_token)
         with translate_errors(self.store, self.shard):
             self.session.execute(f"CREATE TABLE IF NOT EXISTS {qualified} ({', '.join(columns)}, PRIMARY KEY {key})")
-            for column in sorted(indexed):
-                self.session.execute(
+            # The indexes are independent schema changes: send them together, then wait.
+            pending = [
+                self.session.execute_async(
                     f"CREATE CUSTOM INDEX IF NOT EXISTS {_index_name(name, column)} ON {qualified} ({_q(column)}) "
                     "USING 'StorageAttachedIndex'"
                 )
+                for column in sorted(indexed)
+            ]
+            for future in pending:
+                future.result()
             table = self._prepare_table(schema, qualified, layout, codecs, with_token, indexed)
         with self._lock:
             self._tables[name] = table
