@@ -34,7 +34,12 @@ Why this shape:
   ``scan(keys=KeyRange)`` walk the entity's index (all buckets at once, pipelined, in
   batches) and filter, sort and limit in Python with ``Filter.matches`` semantics:
   honest, linear in the shard's rows of that entity. ``count`` fetches only the
-  fields its filters name.
+  fields its filters name. Because filtering is the reference code itself, dotted
+  paths into json fields and ``contains`` come for free (NESTED_FILTERS); values that
+  Python cannot compare (a string against a number) do not match.
+* ``update`` (PARTIAL_UPDATE) writes top-level fields with HSET/HDEL in one script; a
+  dotted path reads its json field, edits it in Python and writes it back with a
+  compare-and-set script, retried if that field changed in between.
 * TTL: ``put_ttl`` sets ``PEXPIRE`` on the row hash inside the write script. An index
   member cannot expire, so every read checks that the row still exists with the same
   token; members whose row is gone are never returned and are removed lazily by a
@@ -52,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import enum
 import heapq
 import json
 import math
@@ -66,6 +72,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.exceptions as rex
+from pydantic import TypeAdapter
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
@@ -94,8 +101,11 @@ _CHUNK: Final = 500
 """Commands per pipeline round trip for writes and key lookups."""
 _WALK_BATCH: Final = 2000
 """Index members fetched per round (over all buckets) by find/count."""
+_CAS_ATTEMPTS: Final = 200
+"""Compare-and-set rounds of one partial update before giving up (retryable)."""
 _CLUSTER_BUCKETS: Final = 64
 _MAX_BUCKETS: Final = 1024
+_ANY: Final = TypeAdapter(Any)
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICRO: Final = dt.timedelta(microseconds=1)
 
@@ -227,11 +237,17 @@ def _dec_datetime(raw: bytes) -> dt.datetime:
 
 
 def _enc_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _dec_json(raw: bytes) -> Any:
+    return json.loads(raw.decode("utf-8", "surrogatepass"))
 
 
 def _enc_str(value: Any) -> bytes:
-    return str(value).encode("utf-8")
+    # surrogatepass: a Python str with a lone surrogate still round-trips exactly.
+    return str(value.value if isinstance(value, enum.Enum) else value).encode("utf-8", "surrogatepass")
 
 
 def _enc_float(value: Any) -> bytes:
@@ -240,7 +256,7 @@ def _enc_float(value: Any) -> bytes:
 
 _ENCODE: Final[dict[str, Callable[[Any], bytes]]] = {
     "str": _enc_str,
-    "int": lambda value: str(int(value)).encode(),
+    "int": lambda value: str(int(value.value if isinstance(value, enum.Enum) else value)).encode(),
     "float": _enc_float,
     "bool": lambda value: b"1" if value else b"0",
     "bytes": bytes,
@@ -252,7 +268,7 @@ _ENCODE: Final[dict[str, Callable[[Any], bytes]]] = {
 }
 
 _DECODE: Final[dict[str, Callable[[bytes], Any]]] = {
-    "str": lambda raw: raw.decode("utf-8"),
+    "str": lambda raw: raw.decode("utf-8", "surrogatepass"),
     "int": int,
     "float": float,
     "bool": lambda raw: raw == b"1",
@@ -261,7 +277,7 @@ _DECODE: Final[dict[str, Callable[[bytes], Any]]] = {
     "date": lambda raw: dt.date.fromisoformat(raw.decode()),
     "decimal": lambda raw: decimal.Decimal(raw.decode()),
     "uuid": lambda raw: uuid.UUID(hex=raw.decode()),
-    "json": json.loads,
+    "json": _dec_json,
 }
 
 
@@ -271,6 +287,47 @@ def _token_hex(token: int) -> bytes:
 
 def _token_from_hex(raw: bytes) -> int:
     return int(raw, 16) - _BIAS
+
+
+def _utc_filter(item: Filter) -> Filter:
+    """A datetime filter with naive values taken as UTC, as stored values are."""
+    value = item.value
+    if isinstance(value, dt.datetime):
+        value = _utc(value)
+    elif item.op == "in":
+        value = [_utc(v) if isinstance(v, dt.datetime) else v for v in value]
+    return Filter(item.field, item.op, value)
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON value for anything a json field may be given (models, datetimes...)."""
+    return _ANY.dump_python(value, mode="json")
+
+
+def _set_path(base: Any, steps: Sequence[str], value: Any, path: str) -> Any:
+    """``base`` with ``value`` at ``steps``; missing or null objects on the way are created."""
+    root = {} if base is None else base
+    node = root
+    for index, step in enumerate(steps):
+        if not isinstance(node, dict):
+            where = ".".join([path.split(".")[0], *steps[:index]])
+            raise QueryError(f"{path}: {where} holds a {type(node).__name__}, not an object")
+        if index == len(steps) - 1:
+            node[step] = value
+        else:
+            child = node.get(step)
+            if child is None:
+                child = node[step] = {}
+            node = child
+    return root
+
+
+def _safe_match(item: Filter, row: Row) -> bool:
+    """``Filter.matches``; values Python cannot order (str vs int) do not match."""
+    try:
+        return item.matches(row)
+    except TypeError:
+        return False
 
 
 # -- Lua scripts ---------------------------------------------------------------------
@@ -315,7 +372,41 @@ redis.call('HSET', KEYS[1], ARGV[1], text)
 return text
 """
 
-_SCRIPTS: Final = {"put": _PUT, "delete": _DELETE, "clean": _CLEAN, "increment": _INCREMENT}
+_UPDATE: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local i = 2
+for _ = 1, tonumber(ARGV[1]) do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if ARGV[i + 1] == '0' then
+    if current then return 0 end
+  elseif current ~= ARGV[i + 2] then
+    return 0
+  end
+  i = i + 3
+end
+local sets = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, sets do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local deletes = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, deletes do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  i = i + 1
+end
+return 1
+"""
+"""Compare-and-set of some hash fields: -1 no row, 0 a checked field changed, 1 done."""
+
+_SCRIPTS: Final = {
+    "put": _PUT,
+    "delete": _DELETE,
+    "clean": _CLEAN,
+    "increment": _INCREMENT,
+    "update": _UPDATE,
+}
 
 
 # -- per-entity layout ---------------------------------------------------------------
@@ -428,7 +519,9 @@ class _Cursor:
 class KeyValueAdapter(Adapter):
     """One shard on Redis or Redis Cluster. See the module docstring for the layout."""
 
-    capabilities: ClassVar[Capability] = Capability.TTL | Capability.ATOMIC_INCREMENT
+    capabilities: ClassVar[Capability] = (
+        Capability.TTL | Capability.ATOMIC_INCREMENT | Capability.NESTED_FILTERS | Capability.PARTIAL_UPDATE
+    )
 
     def __init__(self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, store=store, shard=shard, options=options)
@@ -719,6 +812,78 @@ class KeyValueAdapter(Adapter):
             raise QueryError(f"{schema.name}.{name} is int; increment it by an int, not {amount!r}")
         return spec
 
+    def update(self, schema: EntitySchema, key: Any, changes: Mapping[str, Any]) -> bool:
+        """Set top-level fields (HSET/HDEL) and dotted paths inside json fields.
+
+        Top-level changes are blind writes in one script. A dotted path needs the json
+        field's current value: it is read, changed in Python and written back by a
+        compare-and-set script that fails if that field changed meanwhile (then the
+        read is retried), so concurrent updates of different paths are all kept.
+        """
+        layout = self._get_layout(schema)
+        paths = self._update_paths(schema, changes)
+        row_key, _, _ = layout.locate(key)
+        nested = [head for head, steps in paths if steps]
+        heads = list(dict.fromkeys(nested))
+        with translate_errors(self.store, self.shard, key):
+            for _ in range(_CAS_ATTEMPTS):
+                current = cast(list[bytes | None], self.client.hmget(row_key, heads)) if heads else []
+                values = self._apply(schema, paths, changes, dict(zip(heads, current, strict=True)))
+                args = self._update_args(schema, heads, current, values)
+                reply = int(self._script("update", (row_key,), args))
+                if reply != 0:  # 0: a json field changed since it was read; read again
+                    return reply == 1
+        raise StoreError(
+            "the row kept changing during a partial update", store=self.store, shard=self.shard, key=key, retryable=True
+        )
+
+    def _update_paths(self, schema: EntitySchema, changes: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+        paths: list[tuple[str, list[str]]] = []
+        for path in changes:
+            head, dot, rest = path.partition(".")
+            spec = self._spec(schema, head)
+            if head in schema.key or head in schema.shard_key:
+                raise QueryError(f"{schema.name}.{head} is part of the key or shard key; it cannot change")
+            if dot and spec.type != "json":
+                raise QueryError(f"{schema.name}.{head} is {spec.type}, not a nested field: {path!r}")
+            paths.append((head, rest.split(".") if dot else []))
+        return paths
+
+    @staticmethod
+    def _apply(
+        schema: EntitySchema,
+        paths: Sequence[tuple[str, list[str]]],
+        changes: Mapping[str, Any],
+        current: Mapping[str, bytes | None],
+    ) -> dict[str, Any]:
+        """The new value of every top-level field the changes touch, in change order."""
+        values: dict[str, Any] = {}
+        for (head, steps), (path, value) in zip(paths, changes.items(), strict=True):
+            if not steps:
+                values[head] = _jsonable(value) if schema.field(head).type == "json" else value
+                continue
+            if head not in values:
+                raw = current.get(head)
+                values[head] = None if raw is None else _dec_json(raw)
+            values[head] = _set_path(values[head], steps, _jsonable(value), path)
+        return values
+
+    @staticmethod
+    def _update_args(
+        schema: EntitySchema, heads: Sequence[str], current: Sequence[bytes | None], values: Mapping[str, Any]
+    ) -> list[Any]:
+        args: list[Any] = [len(heads)]
+        for head, raw in zip(heads, current, strict=True):
+            args += [head, b"0" if raw is None else b"1", b"" if raw is None else raw]
+        sets = [(name, value) for name, value in values.items() if value is not None]
+        deletes = [name for name, value in values.items() if value is None]
+        args.append(len(sets))
+        for name, value in sets:
+            args += [name, _ENCODE[schema.field(name).type](value)]
+        args.append(len(deletes))
+        args += deletes
+        return args
+
     # -- walking the index -----------------------------------------------------------
     def _walk(
         self,
@@ -799,46 +964,50 @@ class KeyValueAdapter(Adapter):
     # -- queries ---------------------------------------------------------------------
     def _spec(self, schema: EntitySchema, name: str) -> FieldSpec:
         try:
-            spec = schema.field(name)
+            return schema.field(name)
         except KeyError:
             raise QueryError(
                 f"{schema.name}: unknown field {name!r} (fields: {', '.join(schema.field_names)})"
             ) from None
+
+    def _order_spec(self, schema: EntitySchema, name: str) -> FieldSpec:
+        spec = self._spec(schema, name)
         if spec.type == "json":
-            raise QueryError(
-                f"{schema.name}.{name}: is a nested (JSON) field; filtering and ordering on it needs the "
-                "document kind's nested filters"
-            )
+            raise QueryError(f"{schema.name}.{name}: is a nested (JSON) field; it cannot be ordered by")
         return spec
 
     def _filters(self, schema: EntitySchema, filters: Sequence[Filter]) -> list[Filter]:
-        """Validate filters; naive datetimes are taken as UTC, like stored values."""
+        """Validate filters; naive datetimes are taken as UTC, like stored values.
+
+        A json field is filtered on a dotted path inside it (``info.city``) or with
+        ``contains`` (an array holds the value); the whole field is not compared.
+        """
         checked: list[Filter] = []
         for item in filters:
-            spec = self._spec(schema, item.field)
-            if item.op == "contains":
-                raise QueryError(f"{schema.name}.{item.field}: 'contains' needs nested filters (a JSON array field)")
-            value = item.value
-            if spec.type == "datetime":
-                if isinstance(value, dt.datetime):
-                    value = _utc(value)
-                elif item.op == "in":
-                    value = [_utc(v) if isinstance(v, dt.datetime) else v for v in value]
-            checked.append(Filter(item.field, item.op, value))
+            head, dot, _ = item.field.partition(".")
+            spec = self._spec(schema, head)
+            if spec.type == "json":
+                if not dot and item.op != "contains":
+                    raise QueryError(
+                        f"{schema.name}.{head}: is a nested (JSON) field; filter on a dotted path inside it "
+                        f"({head}.<name>) or use 'contains' for an array"
+                    )
+            elif dot:
+                raise QueryError(f"{schema.name}.{head} is {spec.type}, not a nested field: {item.field!r}")
+            elif item.op == "contains":
+                raise QueryError(f"{schema.name}.{head}: 'contains' needs a JSON array field, not {spec.type}")
+            checked.append(_utc_filter(item) if spec.type == "datetime" else item)
         return checked
 
     @staticmethod
     def _matches(filters: Sequence[Filter], row: Row) -> bool:
-        try:
-            return all(item.matches(row) for item in filters)
-        except TypeError as exc:
-            raise QueryError(f"a filter compares values of different types: {exc}") from None
+        return all(_safe_match(item, row) for item in filters)
 
     def find(self, schema: EntitySchema, query: Query) -> list[Row]:
         layout = self._get_layout(schema)
         filters = self._filters(schema, query.filters)
         for item in query.order_by:
-            self._spec(schema, item.field)
+            self._order_spec(schema, item.field)
         if query.limit == 0:
             return []
         low, high = self._token_bounds(None)
@@ -860,7 +1029,8 @@ class KeyValueAdapter(Adapter):
     def count(self, schema: EntitySchema, filters: Sequence[Filter] = ()) -> int:
         layout = self._get_layout(schema)
         checked = self._filters(schema, filters)
-        specs = [schema.field(name) for name in dict.fromkeys(item.field for item in checked)]
+        heads = dict.fromkeys(item.field.partition(".")[0] for item in checked)
+        specs = [schema.field(name) for name in heads]
         low, high = self._token_bounds(None)
         with translate_errors(self.store, self.shard):
             return sum(

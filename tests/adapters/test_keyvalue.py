@@ -337,3 +337,28 @@ def test_the_stack_urls_answer() -> None:
         client = redis.Redis.from_url(url, socket_connect_timeout=3)
         require("redis", client.ping)
         client.close()
+
+
+def test_lone_surrogates_and_enums_are_stored(make: Factory) -> None:
+    import enum
+
+    class Color(enum.Enum):
+        RED = "red"
+
+    adapter = make()
+    adapter.put(DOC, _row("s", 1, body={"\ud800": "\udfff"}))
+    assert adapter.get(DOC, "s") == _row("s", 1, body={"\ud800": "\udfff"})
+    assert adapter.update(DOC, "s", {"body.c": Color.RED, "n": 4}) is True
+    assert adapter.get(DOC, "s") == _row("s", 1, body={"\ud800": "\udfff", "c": "red"}, n=4)
+
+
+def test_update_refuses_keys_and_paths_into_scalars(make: Factory) -> None:
+    adapter = make()
+    adapter.put(DOC, _row("u", 1, body={"list": [1]}))
+    with pytest.raises(QueryError, match="key"):
+        adapter.update(DOC, "u", {"id": "v"})
+    with pytest.raises(QueryError, match="not a nested field"):
+        adapter.update(DOC, "u", {"n.deep": 1})
+    with pytest.raises(QueryError, match="not an object"):
+        adapter.update(DOC, "u", {"body.list.x": 1})
+    assert adapter.get(DOC, "u") == _row("u", 1, body={"list": [1]})
