@@ -39,6 +39,7 @@ from tests.contract.backends.mongo import mongo_urls
 from tests.servers import require
 from toolkit import Entity
 from toolkit.errors import (
+    ConfigError,
     DuplicateKeyError,
     NotFoundError,
     QueryError,
@@ -113,6 +114,22 @@ def test_operation_failures_are_refined_by_code_and_label() -> None:
     assert type(translate_error(duplicates, store="d", shard="s")) is DuplicateKeyError
     mixed = mongo_errors.BulkWriteError({"writeErrors": [{"code": 11000}, {"code": 2}]})
     assert type(translate_error(mixed, store="d", shard="s")) is StoreError
+
+
+def test_replica_set_urls_and_bad_configuration() -> None:
+    adapter = DocumentAdapter(
+        "mongodb://127.0.0.1:1,127.0.0.1:2/shop?replicaSet=rs0", store="docs", shard="s0", options={"namespace": "x_"}
+    )
+    assert adapter.database.name == "shop"
+    adapter.close()
+    adapter.close()  # safe twice
+    default = DocumentAdapter("mongodb://127.0.0.1:1", store="docs", shard="s0")
+    assert default.database.name == "polystore"
+    default.close()
+    with pytest.raises(ConfigError):
+        DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s0", options={"namespace": "bad-name"})
+    with pytest.raises(ConfigError):
+        DocumentAdapter("mongodb://127.0.0.1:notaport/x", store="docs", shard="s0")
 
 
 # -- encodings (no server) ----------------------------------------------------------------
@@ -347,6 +364,10 @@ def test_composite_keys_and_key_range_scans(adapter: DocumentAdapter) -> None:
     assert sum(len(batch) for batch in everything) == 11
     with pytest.raises(QueryError):
         adapter.get(EVENT, ("a", days[0]))
+    keys = [("a", days[0], 0), ("a", days[0], 0), ("b", days[2], 3), ("c", days[0], 0)]
+    assert sorted(row["seq"] for row in adapter.get_many(EVENT, keys)) == [0, 3]
+    assert adapter.delete_many(EVENT, keys) == 2
+    assert adapter.count(EVENT, [Filter("tenant", "eq", "a"), Filter("day", "ge", days[0])]) == 11
 
 
 @pytest.mark.mongo
