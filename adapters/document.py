@@ -37,9 +37,13 @@ Layout, and why:
   shard's candidate rows, before the limit. Ordering is always on the server (code-point
   order for strings on MongoDB and FerretDB), nulls first ascending, ties by ``_id``.
   Ordering by a json field or path is refused.
-* PARTIAL_UPDATE is one ``$set``; when a path crosses a null or missing object, or two
-  paths overlap, the adapter reads the fields, applies the changes in Python and writes
-  them back with a compare-and-set on their old values (retried on a conflict).
+  A ``bool`` field has three possible values, so its filters become ``$in`` over the
+  ones Python's ``matches`` accepts (``flag == 1`` holds for True, as in Python).
+* PARTIAL_UPDATE is one ``$set`` (guarded so that no array is on a path's way); when a
+  path crosses a null object or an array, or two paths overlap, the adapter reads the
+  fields, applies the changes in Python (a null object on the way becomes ``{}``; any
+  other non-object is a QueryError) and writes them back with a compare-and-set on
+  their old values (retried on a conflict).
   ATOMIC_INCREMENT is ``$inc`` (a null field first becomes 0). FerretDB 1.24 applies
   update operators as an unconditioned read-then-write, so concurrent updates of one
   document lose writes; on FerretDB (detected through ``buildInfo``; option
