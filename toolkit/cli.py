@@ -17,6 +17,8 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from toolkit.cli_rebalance import rebalance_app
+from toolkit.cli_saga import saga_app
 from toolkit.errors import ConfigError, ToolkitError
 
 __all__ = ["app", "main"]
@@ -28,6 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(saga_app, name="saga")
+app.add_typer(rebalance_app, name="rebalance")
 console = Console()
 error_console = Console(stderr=True)
 

@@ -18,7 +18,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sharding.base import ShardId
 from sharding.keys import encode_key
@@ -28,6 +28,9 @@ from toolkit.errors import ConfigError, TopologyError
 from toolkit.model import Entity, schema_of
 from toolkit.repository import Repository
 from toolkit.stores import Store
+
+if TYPE_CHECKING:
+    from toolkit.saga import SagaCoordinator
 
 __all__ = ["Directory", "Toolkit"]
 
@@ -107,6 +110,18 @@ class Toolkit:
     def directory(self, store: str) -> Directory:
         """Pin keys of a directory-routed store to shards."""
         return Directory(self, self.store(store))
+
+    @property
+    def sagas(self) -> SagaCoordinator:
+        """The saga coordinator bound to this toolkit (created on first use; see toolkit.saga)."""
+        found: SagaCoordinator | None = self.__dict__.get("_sagas")
+        if found is None:
+            from toolkit.saga import SagaCoordinator
+
+            with self._lock:
+                found = self.__dict__.get("_sagas") or SagaCoordinator(self)
+                self.__dict__["_sagas"] = found
+        return found
 
     def refresh(self) -> list[str]:
         """Pick up topology and directory changes made by other processes; returns the stores changed."""
