@@ -5,7 +5,8 @@ default). One keyspace per shard, created on first ``ensure`` if missing with
 ``SimpleStrategy`` RF 1, or with the store option ``replication`` (a mapping such as
 ``{"class": "NetworkTopologyStrategy", "dc1": 3}``). Other options: ``namespace`` (a
 prefix of every table name), ``consistency`` (default ``LOCAL_QUORUM``),
-``request_timeout`` and ``connect_timeout`` (seconds), ``local_dc``.
+``request_timeout`` and ``connect_timeout`` (seconds), ``local_dc``, ``protocol_version``
+(default: negotiated with the server, highest first).
 
 Design choices, and why:
 
@@ -73,7 +74,6 @@ import decimal
 import hashlib
 import heapq
 import json
-import logging
 import math
 import re
 import threading
@@ -93,7 +93,7 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement, tuple_factory
+from cassandra.query import BoundStatement, PreparedStatement, tuple_factory
 from cassandra.util import Date as CassandraDate
 
 from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo
@@ -103,8 +103,6 @@ from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, St
 from toolkit.model import EntitySchema, FieldSpec
 
 __all__ = ["DRIVER_ERRORS", "ColumnAdapter", "parse_url", "translate_errors"]
-
-log = logging.getLogger(__name__)
 
 SKEY_FIELD: Final = "_ps_skey"
 """Hidden, SAI-indexed, order-preserving 64-bit prefix of the first shard-key field."""
@@ -267,7 +265,9 @@ def _connect(target: _Target, settings: Mapping[str, Any]) -> _Shared:
         row_factory=tuple_factory,
     )
     auth = PlainTextAuthProvider(target.username, target.password or "") if target.username is not None else None
+    pinned = {"protocol_version": settings["protocol_version"]} if settings["protocol_version"] else {}
     cluster = Cluster(
+        **pinned,
         contact_points=list(target.points),
         auth_provider=auth,
         connect_timeout=settings["connect_timeout"],
@@ -474,6 +474,7 @@ class ColumnAdapter(Adapter):
             "request_timeout": float(settings.get("request_timeout", 12.0)),
             "connect_timeout": float(settings.get("connect_timeout", 5.0)),
             "local_dc": settings.get("local_dc"),
+            "protocol_version": int(settings["protocol_version"]) if "protocol_version" in settings else None,
         }
         self._key = (
             self._target.points,
@@ -519,8 +520,8 @@ class ColumnAdapter(Adapter):
 
     def _ensure_keyspace(self) -> None:
         session = self.session
-        assert self._shared is not None
-        if self.keyspace in self._shared.keyspaces:
+        shared = self._shared
+        if shared is None or self.keyspace in shared.keyspaces:
             return
         cql = (
             f"CREATE KEYSPACE IF NOT EXISTS {self.keyspace} WITH replication = {self._replication_literal()}"
@@ -529,7 +530,7 @@ class ColumnAdapter(Adapter):
         with translate_errors(self.store, self.shard):
             if self.keyspace not in session.cluster.metadata.keyspaces:
                 session.execute(cql)
-        self._shared.keyspaces.add(self.keyspace)
+        shared.keyspaces.add(self.keyspace)
 
     def _replication_literal(self) -> str:
         """The replication map as a CQL literal; every part is checked to be plain text."""
@@ -624,6 +625,14 @@ class ColumnAdapter(Adapter):
             while len(table.cache) > _FIND_CACHE:
                 table.cache.popitem(last=False)
         return prepared
+
+    def _bound(self, table: _Table, cql: str, params: Sequence[Any], fetch_size: int) -> BoundStatement:
+        """The cached statement bound to ``params``, with its own page size (thread-safe)."""
+        statement = self._prepared(table, cql)
+        with translate_errors(self.store, self.shard):
+            bound = statement.bind(params)
+        bound.fetch_size = fetch_size
+        return bound
 
     def drop(self, schema: EntitySchema) -> None:
         name = self._table_name(schema)
@@ -741,10 +750,9 @@ class ColumnAdapter(Adapter):
 
     def _rows(self, table: _Table, cql: str, params: Sequence[Any], fetch_size: int = 1000) -> Iterator[Row]:
         """Every live row a full-column SELECT returns, page by page."""
-        statement = self._prepared(table, cql)
-        statement.fetch_size = fetch_size
+        statement = self._bound(table, cql, params, fetch_size)
         with translate_errors(self.store, self.shard):
-            result = self.session.execute(statement, params)
+            result = self.session.execute(statement)
             while True:
                 now = _now_micros()
                 for values in result.current_rows:
@@ -776,11 +784,10 @@ class ColumnAdapter(Adapter):
             return 0
         names = list(dict.fromkeys([f.field for f in checks] or [table.key_columns[0]]))
         select = f"SELECT {_cols([*names, EXPIRES_FIELD])} FROM {table.qualified}{plan.where}"
-        statement = self._prepared(table, select)
-        statement.fetch_size = 5000
+        statement = self._bound(table, select, plan.params, 5000)
         total = 0
         with translate_errors(self.store, self.shard):
-            result = self.session.execute(statement, plan.params)
+            result = self.session.execute(statement)
             while True:
                 now = _now_micros()
                 for values in result.current_rows:
@@ -827,13 +834,12 @@ class ColumnAdapter(Adapter):
         self, table: _Table, cql: str, params: Sequence[Any], batch_size: int, keys: KeyRange | None
     ) -> Iterator[list[Row]]:
         """One batch per server page; resumes from the paging state (keyset, no offset)."""
-        statement = self._prepared(table, cql)
-        statement.fetch_size = batch_size
+        statement = self._bound(table, cql, params, batch_size)
         paging_state: bytes | None = None
         schema = table.schema
         while True:
             with translate_errors(self.store, self.shard):
-                result = self.session.execute(statement, params, paging_state=paging_state)
+                result = self.session.execute(statement, paging_state=paging_state)
                 page = list(result.current_rows)
             now = _now_micros()
             rows = [row for row in (table.decode(values, now) for values in page) if row is not None]
@@ -867,15 +873,14 @@ class ColumnAdapter(Adapter):
         if not isinstance(values, tuple) or len(values) != len(table.partition):
             raise QueryError(f"{schema.name}: the partition is a value of {', '.join(table.partition)}")
         clauses = [f"{_q(column)} = ?" for column in table.partition]
-        params = [table.codecs[column].to_db(value) for column, value in zip(table.partition, values, strict=True)]
+        params = [_encode(table, column, value) for column, value in zip(table.partition, values, strict=True)]
         first = table.clustering[0]
-        codec = table.codecs[first]
         if start is not None:
             clauses.append(f"{_q(first)} >= ?")
-            params.append(codec.to_db(start))
+            params.append(_encode(table, first, start))
         if end is not None:
             clauses.append(f"{_q(first)} < ?")
-            params.append(codec.to_db(end))
+            params.append(_encode(table, first, end))
         order = ", ".join(f"{_q(column)} {'DESC' if descending else 'ASC'}" for column in table.clustering)
         select = f"SELECT {_cols(table.columns)} FROM {table.qualified} WHERE {' AND '.join(clauses)}"
         rows = self._rows(table, f"{select} ORDER BY {order}", params, fetch_size=min(limit or 1000, 1000))
@@ -885,6 +890,16 @@ class ColumnAdapter(Adapter):
 
 
 # -- schema helpers ------------------------------------------------------------------
+
+
+def _encode(table: _Table, name: str, value: Any) -> Any:
+    """A caller's key value for ``name``, stored form; QueryError for a value of the wrong type."""
+    spec = table.schema.field(name)
+    types = _PYTHON_TYPES.get(spec.type, (decimal.Decimal,))
+    wrong = (spec.type == "int" and isinstance(value, bool)) or (spec.type == "date" and isinstance(value, dt.datetime))
+    if wrong or not isinstance(value, types):
+        raise QueryError(f"{table.schema.name}.{name} is {spec.type}, not {type(value).__name__} {value!r}")
+    return table.codecs[name].to_db(value)
 
 
 def _q(name: str) -> str:

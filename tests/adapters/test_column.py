@@ -25,7 +25,7 @@ from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
 from tests.contract.backends.cassandra import cassandra_points
 from toolkit import Entity
-from toolkit.errors import ConfigError, StoreError, StoreTimeout, StoreUnavailable
+from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
 from toolkit.model import EntitySchema, schema_of
 from toolkit.repository import _sort_key
 
@@ -426,3 +426,28 @@ def test_ttl_is_exact_through_get(adapter: ColumnAdapter) -> None:
     time.sleep(0.5)
     assert adapter.get(schema, "brief") is None  # gone at the instant, not at Cassandra's next second
     assert adapter.ttl(schema, "brief") is None
+
+
+@pytest.mark.cassandra
+def test_several_contact_points_and_a_pinned_protocol(url: str) -> None:
+    points = f"127.0.0.1:1,{cassandra_points()}"
+    adapter = ColumnAdapter(
+        url.replace(cassandra_points(), points), store="items", shard="s0", options={"protocol_version": 5}
+    )
+    try:
+        adapter.ping()
+        assert adapter.session.cluster.protocol_version == 5
+        assert len(adapter.session.cluster.contact_points) == 2
+    finally:
+        adapter.close()
+
+
+@pytest.mark.cassandra
+def test_partition_values_of_the_wrong_type_are_query_errors(adapter: ColumnAdapter) -> None:
+    schema = schema_of(Cell)
+    adapter.ensure(schema, with_token=True)
+    with pytest.raises(QueryError, match="grid is bytes"):
+        adapter.partition(schema, "not bytes")
+    with pytest.raises(QueryError, match="ref is uuid"):
+        adapter.partition(schema, b"g", start="not a uuid")
+    assert adapter.partition(schema, b"g", limit=0) == []
