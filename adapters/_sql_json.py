@@ -14,8 +14,11 @@ parameter:
   for arrays and for comparing whole objects member by member.
 * PostgreSQL: ``->`` chains with text parameters (``->`` with a text operand never
   indexes an array, exactly like ``resolve_path``), ``jsonb_typeof`` guards so numbers
-  compare as numbers and strings as strings (``COLLATE "C"``), jsonb equality for
-  whole values.
+  compare as numbers and strings as strings (``COLLATE "C"``), ``jsonb_object_keys`` /
+  ``jsonb_array_elements`` for whole objects and arrays.
+
+Whole objects and arrays are compared member by member on both, so Python's equality
+holds inside them too (``{"a": 1} == {"a": 1.0} == {"a": True}``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 
 from toolkit.errors import QueryError
 
-__all__ = ["json_filter", "json_set_expression", "jsonable"]
+__all__ = ["JsonChanges", "json_filter", "jsonable"]
 
 _NUMBER_TYPES_SQLITE = ("integer", "real", "true", "false")
 
@@ -71,7 +74,19 @@ class _Node:
     def text(self) -> sa.ColumnElement[Any]:  # the value if a string, else NULL
         raise NotImplementedError
 
-    def equals_json(self, value: dict[str, Any] | list[Any]) -> sa.ColumnElement[bool]:
+    def is_kind(self, kind: str) -> sa.ColumnElement[bool]:  # "object" or "array"
+        raise NotImplementedError
+
+    def child(self, key: str) -> _Node:
+        raise NotImplementedError
+
+    def item(self, index: int) -> _Node:
+        raise NotImplementedError
+
+    def key_count(self) -> sa.ColumnElement[Any]:
+        raise NotImplementedError
+
+    def length(self) -> sa.ColumnElement[Any]:
         raise NotImplementedError
 
     def array_holds(self, value: Any) -> sa.ColumnElement[bool]:
@@ -88,6 +103,16 @@ class _Node:
         if isinstance(value, dict | list):
             return self.equals_json(value)
         raise QueryError(f"{value!r} is not a JSON value")
+
+    def equals_json(self, value: dict[str, Any] | list[Any]) -> sa.ColumnElement[bool]:
+        """Python equality of a whole object or array, member by member (1 == 1.0 == True)."""
+        if isinstance(value, dict):
+            parts = [self.is_kind("object"), self.key_count() == len(value)]
+            parts += [self.child(key).equals(item, inside=True) for key, item in value.items()]
+        else:
+            parts = [self.is_kind("array"), self.length() == len(value)]
+            parts += [self.item(index).equals(item, inside=True) for index, item in enumerate(value)]
+        return sa.and_(*parts)
 
     def compare(self, op: str, value: Any) -> sa.ColumnElement[bool]:
         if isinstance(value, bool | int | float):
@@ -147,16 +172,14 @@ class _SqliteNode(_Node):
             "key", "value", "type"
         )
 
-    def equals_json(self, value: dict[str, Any] | list[Any]) -> sa.ColumnElement[bool]:
-        if isinstance(value, dict):
-            members = sa.select(sa.func.count()).select_from(self._each()).scalar_subquery()
-            parts = [self._type() == "object", members == len(value)]
-            parts += [self.child(key).equals(item, inside=True) for key, item in value.items()]
-        else:
-            length = sa.func.json_array_length(self.doc, sa.bindparam(None, self.path, type_=sa.Text()))
-            parts = [self._type() == "array", length == len(value)]
-            parts += [self.item(index).equals(item, inside=True) for index, item in enumerate(value)]
-        return sa.and_(*parts)
+    def is_kind(self, kind: str) -> sa.ColumnElement[bool]:
+        return self._type() == kind
+
+    def key_count(self) -> sa.ColumnElement[Any]:
+        return sa.select(sa.func.count()).select_from(self._each()).scalar_subquery()
+
+    def length(self) -> sa.ColumnElement[Any]:
+        return sa.func.json_array_length(self.doc, sa.bindparam(None, self.path, type_=sa.Text()))
 
     def array_holds(self, value: Any) -> sa.ColumnElement[bool]:
         each = self._each()
@@ -210,15 +233,28 @@ class _PostgresNode(_Node):
     def text(self) -> sa.ColumnElement[Any]:
         return sa.case((self._type() == "string", self._scalar_text())).collate("C")
 
-    def equals_json(self, value: dict[str, Any] | list[Any]) -> sa.ColumnElement[bool]:
-        literal = sa.cast(sa.bindparam(None, json.dumps(value), type_=sa.Text()), pg_dialect.JSONB())
-        return sa.and_(self._type() == ("object" if isinstance(value, dict) else "array"), self.expr == literal)
+    def item(self, index: int) -> _PostgresNode:
+        step = sa.bindparam(None, index, type_=sa.Integer())
+        return _PostgresNode(self.expr.op("->", return_type=pg_dialect.JSONB())(step))
+
+    def is_kind(self, kind: str) -> sa.ColumnElement[bool]:
+        return self._type() == kind
+
+    def _guarded(self, kind: str, empty: str) -> sa.ColumnElement[Any]:
+        """The value if it is of ``kind``, else an empty one: jsonb functions raise on other kinds."""
+        return sa.case(
+            (self._type() == kind, self.expr), else_=sa.cast(sa.literal_column(f"'{empty}'"), pg_dialect.JSONB())
+        )
+
+    def key_count(self) -> sa.ColumnElement[Any]:
+        keys = sa.func.jsonb_object_keys(self._guarded("object", "{}")).table_valued("key")
+        return sa.select(sa.func.count()).select_from(keys).scalar_subquery()
+
+    def length(self) -> sa.ColumnElement[Any]:
+        return sa.func.jsonb_array_length(self._guarded("array", "[]"))
 
     def array_holds(self, value: Any) -> sa.ColumnElement[bool]:
-        guarded = sa.case(
-            (self._type() == "array", self.expr), else_=sa.cast(sa.literal_column("'[]'"), pg_dialect.JSONB())
-        )
-        each = sa.func.jsonb_array_elements(guarded).table_valued("value")
+        each = sa.func.jsonb_array_elements(self._guarded("array", "[]")).table_valued("value")
         element = _PostgresNode(each.c.value)
         found = sa.select(sa.literal(1)).select_from(each).where(element.equals(value, inside=True)).exists()
         return sa.and_(self._type() == "array", found)
@@ -259,33 +295,99 @@ def json_filter(
 
 
 # -- partial updates -------------------------------------------------------------------------
-def json_set_expression(dialect: str, base: sa.ColumnElement[Any], steps: Sequence[str], value: Any) -> Any:
-    """``base`` with ``value`` at ``steps``; missing or non-object intermediates become objects."""
-    payload = json.dumps(jsonable(value, ".".join(steps)))
-    if dialect == "sqlite":
-        return _sqlite_set(base, "$", list(steps), sa.func.json(sa.bindparam(None, payload, type_=sa.Text())))
-    if dialect == "postgresql":
-        new = sa.cast(sa.bindparam(None, payload, type_=sa.Text()), pg_dialect.JSONB())
-        return _postgres_set(base, list(steps), new)
-    raise QueryError(f"partial updates of JSON paths are not supported on {dialect}")
+class _Leaf:
+    """A value to write at a path."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
-def _sqlite_set(doc: Any, path: str, steps: list[str], new: Any) -> Any:
-    here = sa.func.json_type(doc, sa.bindparam(None, path, type_=sa.Text()))
-    current = sa.func.json_extract(doc, sa.bindparam(None, path, type_=sa.Text()))
-    obj = sa.case((here == "object", current), else_=sa.func.json_object())
-    label = f"$.{_sqlite_label(steps[0])}"
-    if len(steps) == 1:
-        return sa.func.json_set(obj, sa.bindparam(None, label, type_=sa.Text()), new)
-    inner = _sqlite_set(obj, label, steps[1:], new)
-    return sa.func.json_set(obj, sa.bindparam(None, label, type_=sa.Text()), inner)
+class JsonChanges:
+    """The changes to one JSON column, applied in order, compiled to one SQL expression.
+
+    A whole new value is kept in Python (later paths are set inside it before it is
+    sent); paths into the stored value form a tree, so the expression reads each
+    intermediate object once, straight from the column: its size grows with the
+    number of changes, never exponentially with nesting.
+    """
+
+    def __init__(self, column: sa.Column[Any]) -> None:
+        self.column = column
+        self.whole: _Leaf | None = None
+        self.tree: dict[str, Any] = {}
+
+    def set(self, steps: Sequence[str], value: Any) -> None:
+        if not steps:
+            self.whole, self.tree = _Leaf(value), {}
+            return
+        value = jsonable(value, ".".join((self.column.name, *steps)))
+        if self.whole is not None:
+            self.whole.value = _python_set(self.whole.value, steps, value)
+            return
+        node = self.tree
+        for index, step in enumerate(steps[:-1]):
+            child = node.get(step)
+            if isinstance(child, _Leaf):  # a value set earlier: change it in Python
+                child.value = _python_set(child.value, steps[index + 1 :], value)
+                return
+            node = node.setdefault(step, {})
+        node[steps[-1]] = _Leaf(value)
+
+    def expression(self, dialect: str) -> Any:
+        if self.whole is not None:
+            return sa.bindparam(None, self.whole.value, type_=self.column.type)
+        if dialect == "sqlite":
+            return _sqlite_update(self.column, [], self.tree)
+        if dialect == "postgresql":
+            return _postgres_update(self.column, self.column, self.tree)
+        raise QueryError(f"partial updates of JSON paths are not supported on {dialect}")
 
 
-def _postgres_set(doc: Any, steps: list[str], new: Any) -> Any:
+def _python_set(document: Any, steps: Sequence[str], value: Any) -> Any:
+    """``document`` with ``value`` at ``steps`` (a copy; non-object intermediates replaced)."""
+    root = dict(document) if isinstance(document, dict) else {}
+    node = root
+    for step in steps[:-1]:
+        child = node.get(step)
+        node[step] = dict(child) if isinstance(child, dict) else {}
+        node = node[step]
+    node[steps[-1]] = value
+    return root
+
+
+def _sqlite_path(steps: Sequence[str]) -> Any:
+    return sa.bindparam(None, "$" + "".join(f".{_sqlite_label(step)}" for step in steps), type_=sa.Text())
+
+
+def _sqlite_update(column: sa.Column[Any], prefix: list[str], tree: dict[str, Any]) -> Any:
+    here = _sqlite_path(prefix)
+    current = sa.case(
+        (sa.func.json_type(column, here) == "object", sa.func.json_extract(column, _sqlite_path(prefix))),
+        else_=sa.func.json_object(),
+    )
+    pairs: list[Any] = []
+    for key, child in tree.items():
+        pairs.append(sa.bindparam(None, f"$.{_sqlite_label(key)}", type_=sa.Text()))
+        if isinstance(child, _Leaf):
+            pairs.append(sa.func.json(sa.bindparam(None, json.dumps(child.value), type_=sa.Text())))
+        else:
+            pairs.append(_sqlite_update(column, [*prefix, key], child))
+    return sa.func.json_set(current, *pairs)
+
+
+def _postgres_update(column: sa.Column[Any], here: Any, tree: dict[str, Any]) -> Any:
     jsonb = pg_dialect.JSONB()
-    obj = sa.case((sa.func.jsonb_typeof(doc) == "object", doc), else_=sa.cast(sa.literal_column("'{}'"), jsonb))
-    path = sa.bindparam(None, [steps[0]], type_=pg_dialect.ARRAY(sa.Text()))
-    if len(steps) == 1:
-        return sa.func.jsonb_set(obj, path, new, sa.true(), type_=jsonb)
-    child = obj.op("->", return_type=jsonb)(sa.bindparam(None, steps[0], type_=sa.Text()))
-    return sa.func.jsonb_set(obj, path, _postgres_set(child, steps[1:], new), sa.true(), type_=jsonb)
+    result: Any = sa.case(
+        (sa.func.jsonb_typeof(here) == "object", here), else_=sa.cast(sa.literal_column("'{}'"), jsonb)
+    )
+    for key, child in tree.items():
+        if isinstance(child, _Leaf):
+            new: Any = sa.cast(sa.bindparam(None, json.dumps(child.value), type_=sa.Text()), jsonb)
+        else:
+            below = here.op("->", return_type=jsonb)(sa.bindparam(None, key, type_=sa.Text()))
+            new = _postgres_update(column, below, child)
+        path = sa.bindparam(None, [key], type_=pg_dialect.ARRAY(sa.Text()))
+        result = sa.func.jsonb_set(result, path, new, sa.true(), type_=jsonb)
+    return result

@@ -67,7 +67,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from adapters._sql_graph import EdgeTable
-from adapters._sql_json import json_filter, json_set_expression
+from adapters._sql_json import JsonChanges, json_filter
 from adapters.base import (
     TOKEN_FIELD,
     Adapter,
@@ -95,7 +95,7 @@ from toolkit.errors import (
 )
 from toolkit.model import EntitySchema, FieldSpec
 
-__all__ = ["EXPIRES_FIELD", "RelationalAdapter", "translate_errors"]
+__all__ = ["DRIVER_ERRORS", "EXPIRES_FIELD", "RelationalAdapter", "translate_errors"]
 
 EXPIRES_FIELD = "_ps_expires"
 """The hidden column holding a row's expiry (epoch seconds), NULL if it never expires."""
@@ -280,6 +280,18 @@ class _TableSet:
         if len(self.key_columns) == 1:
             return self.key_columns[0].in_(keys)
         return sa.tuple_(*self.key_columns).in_([tuple(key) for key in keys])
+
+
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    IntegrityError,
+    PoolTimeoutError,
+    OperationalError,
+    InterfaceError,
+    NoSuchTableError,
+    DBAPIError,
+    SQLAlchemyError,
+)
+"""Every SQLAlchemy exception class ``translate_errors`` maps (DBAPI errors arrive wrapped in them)."""
 
 
 @contextlib.contextmanager
@@ -817,17 +829,20 @@ class RelationalAdapter(Adapter):
         """Set fields and JSON paths in one UPDATE (applied in order); False if no such row."""
         tables = self._tableset(schema)
         values: dict[str, Any] = {}
+        documents: dict[str, JsonChanges] = {}
         for path, value in changes.items():
             name, *steps = path.split(".")
             spec = self._changeable(schema, name)
             column = tables.table.c[name]
-            if not steps:
-                values[name] = sa.bindparam(None, value, type_=column.type)
-                continue
-            if spec.type != "json":
+            if spec.type == "json":
+                if steps:
+                    self._require_dialect("PARTIAL_UPDATE of JSON paths", "json_set/jsonb_set")
+                documents.setdefault(name, JsonChanges(column)).set(steps, value)
+            elif steps:
                 raise QueryError(f"{schema.name}.{name} is {spec.type}, not a nested field: {path!r}")
-            self._require_dialect("PARTIAL_UPDATE of JSON paths", "json_set/jsonb_set")
-            values[name] = json_set_expression(self.dialect, values.get(name, column), steps, value)
+            else:
+                values[name] = sa.bindparam(None, value, type_=column.type)
+        values.update({name: document.expression(self.dialect) for name, document in documents.items()})
         live = tables.live(time.time())
         with translate_errors(self.store, self.shard, key), self.engine.begin() as connection:
             if not values:

@@ -1,0 +1,421 @@
+"""The relational adapter: error translation (no server), and what the capability
+contract tests cannot see from outside, on SQLite and on the stack's PostgreSQL (marker
+``postgres``): JSON filters against the reference semantics, the hidden expiry column,
+index use of partition reads, edges cleaned up with their nodes."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    NoSuchTableError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from adapters.base import TOKEN_FIELD, Filter, Query, Relationship, Row
+from adapters.relational import DRIVER_ERRORS, EXPIRES_FIELD, RelationalAdapter, translate_errors
+from sharding.keys import token
+from tests.servers import postgres_urls
+from toolkit import Entity
+from toolkit.config import sqlite_url
+from toolkit.errors import (
+    DuplicateKeyError,
+    NotFoundError,
+    QueryError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+)
+from toolkit.model import EntitySchema, schema_of
+
+# -- error translation (no server) --------------------------------------------------------
+
+_CASES: list[tuple[Exception, type[StoreError], bool]] = [
+    (IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")), DuplicateKeyError, False),
+    (PoolTimeoutError("QueuePool limit reached"), StoreTimeout, True),
+    (OperationalError("SELECT", {}, Exception("database is locked")), StoreTimeout, True),
+    (OperationalError("SELECT", {}, Exception("could not connect to server")), StoreUnavailable, True),
+    (OperationalError("SELECT", {}, Exception("near 'x': syntax error")), StoreError, False),
+    (InterfaceError("SELECT", {}, Exception("connection already closed")), StoreUnavailable, True),
+    (NoSuchTableError("items"), StoreError, False),
+    (DBAPIError("SELECT", {}, Exception("server closed"), connection_invalidated=True), StoreError, True),
+    (DBAPIError("SELECT", {}, Exception("division by zero")), StoreError, False),
+    (SQLAlchemyError("something else"), StoreError, False),
+]
+
+
+def test_every_caught_exception_class_has_a_case() -> None:
+    assert {type(error) for error, _, _ in _CASES} == set(DRIVER_ERRORS)
+
+
+@pytest.mark.parametrize(("error", "expected", "retryable"), _CASES, ids=lambda value: repr(value)[:40])
+def test_every_caught_exception_is_translated(error: Exception, expected: type[StoreError], retryable: bool) -> None:
+    with pytest.raises(StoreError) as raised, translate_errors("items", "s0", key="k"):
+        raise error
+    assert type(raised.value) is expected
+    assert raised.value.retryable is retryable
+    assert (raised.value.store, raised.value.shard, raised.value.key) == ("items", "s0", "k")
+    assert raised.value.__cause__ is error
+
+
+# -- entities and the adapter on each dialect -----------------------------------------------
+
+
+class Doc(Entity, store="items", key="id"):
+    id: str
+    n: int | None = None
+    x: float | None = None
+    doc: dict[str, Any] | None = None
+    tags: list[Any] = []
+
+
+class Visit(Entity, store="items", key=("day", "seq", "customer"), shard_key="customer"):
+    customer: str
+    day: int
+    seq: int
+    note: str = ""
+
+
+class Node(Entity, store="items", key="id"):
+    id: int
+    name: str
+
+
+DOC, VISIT, NODE = schema_of(Doc), schema_of(Visit), schema_of(Node)
+
+
+def _row(schema: EntitySchema, **values: Any) -> Row:
+    row: Row = {spec.name: values.get(spec.name) for spec in schema.fields}
+    if "tags" in row and row["tags"] is None:
+        row["tags"] = []
+    row[TOKEN_FIELD] = token(schema.shard_key_of(row))
+    return row
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def adapter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RelationalAdapter]:
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "shard.db")
+    else:
+        url = f"{postgres_urls()[1][0]}?schema={prefix}s0"
+    built = RelationalAdapter(url, store="items", shard="s0", options={"namespace": prefix, "pool_size": 2})
+    try:
+        for schema in (DOC, VISIT, NODE):
+            built.ensure(schema, with_token=True)
+        yield built
+    finally:
+        if built.dialect == "postgresql":
+            with built.engine.begin() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{built.schema}" CASCADE')
+        built.close()
+
+
+# -- nested filters against the reference semantics ---------------------------------------
+
+ODD = {'q"t': 1, "$": "dollar", "": 0, "ключ": "v", "x[y": 3, "a b": {"c": 1}, "back\\slash": 2}
+DOCS: dict[str, dict[str, Any]] = {
+    "a": {
+        "doc": {
+            "k": 1,
+            "s": "x",
+            "b": True,
+            "nested": {"v": 2.5, "w": [1, 2]},
+            "arr": [1, "x", {"p": 1}, [1, 2], None, True],
+            "n": None,
+            **ODD,
+        },
+        "tags": ["red", "blue"],
+    },
+    "b": {"doc": {"k": 1.0, "s": "y", "b": False, "nested": {"v": 3, "w": []}, "arr": [], "ключ": "w", "$": 5}},
+    "c": {"doc": {"k": "1", "s": 2, "nested": [1], "arr": {"0": 1}, "b": 1}, "tags": ["red"]},
+    "d": {"doc": None, "tags": ["x", "y"]},
+    "e": {"doc": {"k": None, "nested": {"v": None, "w": [1, 2.0]}, "s": "é", "b": 0}, "tags": [1, True]},
+    "f": {"doc": {}},
+    "g": {"doc": {"k": True, "s": "", "nested": {"v": "2.5"}, "arr": [[1, 2], {"p": 1, "q": 2}], "n": {"a": 1}}},
+    "h": {"doc": {"k": -2, "s": "xy", "nested": {"v": 2.5, "w": [2, 1]}, "arr": [{"p": 1.0}], "": None}},
+}
+PATHS = [
+    "doc",
+    "doc.k",
+    "doc.s",
+    "doc.b",
+    "doc.n",
+    "doc.nested",
+    "doc.nested.v",
+    "doc.nested.w",
+    "doc.arr",
+    "doc.arr.0",
+    "doc.missing.deeper",
+    "tags",
+    *(f"doc.{key}" for key in ODD),
+    "doc.a b.c",
+]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([1.0, 2.5, 0.5, -2.0]),
+    st.sampled_from(["x", "y", "1", "", "é", "red", "dollar", "2.5", "v", "xy"]),
+)
+CONTAINERS = st.sampled_from(
+    [[1, 2], [1, 2.0], [], [1], [True, 2], {"v": 2.5, "w": [1, 2]}, {"p": 1}, {}, {"a": 1}, {"a": True}, [[1, 2]]]
+)
+VALUES = st.one_of(SCALARS, CONTAINERS)
+
+
+def _reference(item: Filter, row: Row) -> bool:
+    try:
+        return item.matches(row)
+    except TypeError:  # Python cannot order these two types: nothing matches
+        return False
+
+
+@st.composite
+def _filters(draw: Callable[..., Any]) -> Filter:
+    path = draw(st.sampled_from(PATHS))
+    op = draw(st.sampled_from(["eq", "ne", "lt", "le", "gt", "ge", "in", "contains"]))
+    if op in ("lt", "le", "gt", "ge"):
+        return Filter(path, op, draw(SCALARS))
+    if op == "in":
+        return Filter(path, op, draw(st.lists(VALUES, max_size=3)))
+    return Filter(path, op, draw(VALUES))
+
+
+def _load_docs(adapter: RelationalAdapter) -> list[Row]:
+    rows = [_row(DOC, id=key, **copy.deepcopy(values)) for key, values in DOCS.items()]
+    adapter.put_many(DOC, rows)
+    return rows
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_nested_filters_match_the_reference_semantics(adapter: RelationalAdapter, data: st.DataObject) -> None:
+    if adapter.count(DOC) == 0:
+        _load_docs(adapter)
+    rows = [_row(DOC, id=key, **copy.deepcopy(values)) for key, values in DOCS.items()]
+    filters = data.draw(st.lists(_filters(), min_size=1, max_size=2))
+    expected = sorted(row["id"] for row in rows if all(_reference(item, row) for item in filters))
+    found = [row["id"] for row in adapter.find(DOC, Query(tuple(filters)))]
+    assert found == expected, filters
+    assert adapter.count(DOC, filters) == len(expected)
+
+
+def test_nested_paths_refuse_what_has_no_meaning(adapter: RelationalAdapter) -> None:
+    _load_docs(adapter)
+    with pytest.raises(QueryError, match="not a nested field"):
+        adapter.find(DOC, Query((Filter("n.x", "eq", 1),)))
+    with pytest.raises(QueryError, match="contains"):
+        adapter.find(DOC, Query((Filter("n", "contains", 1),)))
+    with pytest.raises(QueryError, match="number or a string"):
+        adapter.find(DOC, Query((Filter("doc.k", "lt", [1]),)))
+    with pytest.raises(QueryError, match="unknown field"):
+        adapter.find(DOC, Query((Filter(EXPIRES_FIELD, "eq", None),)))
+
+
+# -- partial updates ------------------------------------------------------------------------
+
+
+def test_updates_of_odd_keys_and_non_object_intermediates(adapter: RelationalAdapter) -> None:
+    adapter.put(DOC, _row(DOC, id="u", n=1, doc={"k": 5, "keep": [1], **ODD}))
+    token_before = adapter.get(DOC, "u")[TOKEN_FIELD]  # type: ignore[index]
+    changes = {f"doc.{key}": f"new {key}" for key in ODD} | {"doc.k.deeper.still": {"x": None}, "doc.new.one": 1}
+    assert adapter.update(DOC, "u", changes)
+    row = adapter.get(DOC, "u")
+    assert row is not None
+    assert row["doc"] == {
+        "k": {"deeper": {"still": {"x": None}}},
+        "keep": [1],
+        **{key: f"new {key}" for key in ODD},
+        "new": {"one": 1},
+    }
+    assert row[TOKEN_FIELD] == token_before
+    assert row["n"] == 1
+    # Applied in order: a whole value first, then a path inside it.
+    assert adapter.update(DOC, "u", {"doc": {"z": 1}, "doc.y": [2], "x": 1.5, "tags": ["t"]})
+    assert adapter.get(DOC, "u") == {**row, "doc": {"z": 1, "y": [2]}, "x": 1.5, "tags": ["t"]}
+    assert adapter.update(DOC, "u", {"doc": None, "doc.a.b": True})
+    assert adapter.get(DOC, "u")["doc"] == {"a": {"b": True}}  # type: ignore[index]
+    assert not adapter.update(DOC, "missing", {"n": 2})
+    assert adapter.get(DOC, "missing") is None
+    with pytest.raises(QueryError, match="key"):
+        adapter.update(DOC, "u", {"id": "v"})
+    with pytest.raises(QueryError, match="not a nested field"):
+        adapter.update(DOC, "u", {"n.x": 1})
+
+
+def test_increments_keep_the_column_type(adapter: RelationalAdapter) -> None:
+    adapter.put(DOC, _row(DOC, id="i"))
+    assert adapter.increment(DOC, "i", "n", 2) == 2
+    assert adapter.increment(DOC, "i", "n", -5) == -3
+    value = adapter.increment(DOC, "i", "x", 1)
+    assert value == 1.0
+    assert isinstance(value, float)
+    with pytest.raises(NotFoundError):
+        adapter.increment(DOC, "nope", "n", 1)
+    with pytest.raises(QueryError, match="int or float"):
+        adapter.increment(DOC, "i", "doc", 1)
+
+
+# -- TTL: the hidden column, on a fake clock ------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def _stored(adapter: RelationalAdapter, schema: EntitySchema) -> int:
+    table = adapter._tableset(schema).table
+    with adapter.engine.connect() as connection:
+        return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_expiry_is_hidden_everywhere_and_purged(adapter: RelationalAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("adapters.relational.time", clock)
+    assert adapter.put_ttl(DOC, [_row(DOC, id="t", n=1), _row(DOC, id="t", n=2), _row(DOC, id="s", n=3)], 10) == 2
+    adapter.put(DOC, _row(DOC, id="p", n=4))
+    row = adapter.get(DOC, "t")
+    assert row is not None
+    assert row["n"] == 2
+    assert EXPIRES_FIELD not in row
+    assert adapter.ttl(DOC, "t") == pytest.approx(10)
+    assert adapter.ttl(DOC, "p") is None
+    assert adapter.ttl(DOC, "nope") is None
+    adapter.put(DOC, _row(DOC, id="s", n=5))  # a plain put clears the expiry
+    clock.now += 10
+    assert adapter.get(DOC, "t") is None
+    assert adapter.ttl(DOC, "t") is None
+    assert sorted(row["id"] for row in adapter.get_many(DOC, ["t", "s", "p"])) == ["p", "s"]
+    assert [row["id"] for row in adapter.find(DOC, Query())] == ["p", "s"]
+    assert adapter.count(DOC) == 2
+    assert [row["id"] for batch in adapter.scan(DOC) for row in batch] == ["p", "s"]
+    assert not adapter.delete(DOC, "t")
+    assert adapter.delete_many(DOC, ["t"]) == 0
+    assert not adapter.update(DOC, "t", {"n": 9})
+    with pytest.raises(NotFoundError):
+        adapter.increment(DOC, "t", "n", 1)
+    assert _stored(adapter, DOC) == 3  # invisible, not yet purged
+    assert adapter.purge_expired(DOC) == 1
+    assert _stored(adapter, DOC) == 2
+    adapter.put_ttl(DOC, [_row(DOC, id="u")], 1)
+    clock.now += 2
+    adapter.put_ttl(DOC, [_row(DOC, id="v")], 1)  # purges "u" on the way
+    assert _stored(adapter, DOC) == 3
+    adapter.put_ttl(DOC, [_row(DOC, id="v")], 5)  # an expired key can be written again
+    assert adapter.get(DOC, "v") is not None
+
+
+def test_tables_from_before_ttl_get_the_column(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "old.db")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE node (id BIGINT PRIMARY KEY, name TEXT NOT NULL, _ps_token BIGINT)")
+        connection.exec_driver_sql("INSERT INTO node VALUES (1, 'old', 5)")
+    engine.dispose()
+    adapter = RelationalAdapter(url, store="items", shard="s0")
+    try:
+        adapter.ensure(NODE, with_token=True)
+        assert adapter.get(NODE, 1) == {"id": 1, "name": "old", TOKEN_FIELD: 5}
+        adapter.put_ttl(NODE, [_row(NODE, id=2, name="new")], 60)
+        assert adapter.ttl(NODE, 2) == pytest.approx(60, abs=5)
+    finally:
+        adapter.close()
+
+
+# -- partition reads use an index -----------------------------------------------------------
+
+
+def test_partition_reads_are_index_range_scans(adapter: RelationalAdapter) -> None:
+    rows = [_row(VISIT, customer=c, day=d, seq=s, note=f"{c}{d}{s}") for c in "ab" for d in range(5) for s in (1, 0)]
+    adapter.put_many(VISIT, rows)
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        captured.append((statement, parameters))
+
+    sa.event.listen(adapter.engine, "before_cursor_execute", capture)
+    try:
+        found = adapter.partition(VISIT, "a", start=1, end=4, descending=True, limit=4)
+    finally:
+        sa.event.remove(adapter.engine, "before_cursor_execute", capture)
+    assert [(row["day"], row["seq"]) for row in found] == [(3, 1), (3, 0), (2, 1), (2, 0)]
+    statement, parameters = captured[-1]
+    with adapter.engine.connect() as connection:
+        if adapter.dialect == "sqlite":
+            plan = " ".join(
+                str(row) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            )
+            assert "USING INDEX ix_" in plan, plan
+            assert "_ps_shard" in plan, plan
+        else:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(str(row) for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+            assert "_ps_shard" in plan, plan
+
+
+# -- graph: edges follow their nodes ----------------------------------------------------------
+
+
+def _edges(adapter: RelationalAdapter) -> int:
+    assert adapter._edges is not None
+    with adapter.engine.connect() as connection:
+        table = adapter._edges.table
+        return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_deleting_nodes_deletes_their_edges(adapter: RelationalAdapter) -> None:
+    adapter.put_many(NODE, [_row(NODE, id=i, name=f"n{i}") for i in range(1, 6)])
+    for source, target in ((1, 2), (2, 3), (3, 1), (3, 4), (4, 5), (5, 5)):
+        adapter.relate(NODE, Relationship("NEXT", source, target, {"w": source}), NODE)
+    assert [(d, row["id"]) for d, row in adapter.traverse(NODE, 1, depth=9)] == [(1, 2), (2, 3), (3, 4), (4, 5)]
+    assert [(d, row["id"]) for d, row in adapter.traverse(NODE, 1, direction="both", depth=2)] == [
+        (1, 2),
+        (1, 3),
+        (2, 4),
+    ]
+    path = adapter.shortest_path(NODE, 1, 5)
+    assert path is not None
+    assert [row["id"] for row in path] == [1, 2, 3, 4, 5]
+    assert adapter.shortest_path(NODE, 1, 5, max_depth=3) is None
+    path = adapter.shortest_path(NODE, 5, 1, direction="in")
+    assert path is not None
+    assert [row["id"] for row in path] == [5, 4, 3, 2, 1]
+    assert adapter.delete(NODE, 3)
+    assert _edges(adapter) == 3
+    assert [row["id"] for row in (n.row for n in adapter.neighbors(NODE, 2, direction="both"))] == [1]
+    assert adapter.delete_many(NODE, [4, 5]) == 2
+    assert _edges(adapter) == 1
+    with pytest.raises(NotFoundError, match="target"):
+        adapter.relate(NODE, Relationship("NEXT", 1, 3), NODE)
+    adapter.drop(NODE)
+    assert _edges(adapter) == 0
+
+
+def test_a_second_adapter_sees_the_edge_table(adapter: RelationalAdapter) -> None:
+    adapter.put_many(NODE, [_row(NODE, id=1, name="a"), _row(NODE, id=2, name="b")])
+    adapter.relate(NODE, Relationship("KNOWS", 1, 2), NODE)
+    other = RelationalAdapter(adapter.url, store="items", shard="s0", options=adapter.options)
+    try:
+        other.ensure(NODE, with_token=True)
+        assert other.delete(NODE, 2)
+    finally:
+        other.close()
+    assert _edges(adapter) == 0
