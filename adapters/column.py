@@ -48,8 +48,8 @@ Design choices, and why:
   shard-key field uses ``_ps_skey``), or from the partition key when every partition
   column is fixed; otherwise it FILTERS DURING A FULL SCAN of the shard's table on the
   server: correct, but its cost grows with the table, so declare ``indexes`` for fields
-  you filter on. ``ne``, ``eq None``, ``in`` with None, decimal and uuid ranges are
-  evaluated client-side. Every returned row is re-checked with ``Filter.matches``
+  you filter on. ``ne``, ``eq None``, ``in`` with None, every decimal filter and uuid
+  ranges are evaluated client-side only. Every returned row is re-checked with ``Filter.matches``
   (exact semantics whatever was pushed), then ordered (nulls first, ties by key) and
   limited client-side: CQL orders only by clustering within a partition. ``count``
   reads only the filtered columns, never whole rows.

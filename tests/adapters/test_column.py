@@ -193,9 +193,10 @@ def _row(schema: EntitySchema, **values: Any) -> dict[str, Any]:
 
 @pytest.mark.cassandra
 def test_adapters_on_one_cluster_share_one_session(url: str) -> None:
-    first = ColumnAdapter(url, store="a", shard="s0")
-    second = ColumnAdapter(url.replace("polystore_c0", "polystore_c1"), store="b", shard="s1")
-    other = ColumnAdapter(url, store="a", shard="s0", options={"consistency": "ONE"})
+    mine = {"request_timeout": 11.25}  # settings no other test's adapters share
+    first = ColumnAdapter(url, store="a", shard="s0", options=mine)
+    second = ColumnAdapter(url.replace("polystore_c0", "polystore_c1"), store="b", shard="s1", options=mine)
+    other = ColumnAdapter(url, store="a", shard="s0", options={**mine, "consistency": "ONE"})
     try:
         assert first.session is second.session
         assert other.session is not first.session
