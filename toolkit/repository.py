@@ -14,6 +14,12 @@ A field maps to a value (equality) or to ``{operator: value}`` with operators
 Dotted fields (``"address.city"``) filter inside nested fields on stores whose adapter
 has NESTED_FILTERS. A dict that is a value rather than operators is written as
 ``{"eq": {...}}``. Nothing is ever interpolated into a query string.
+
+During a rebalance (``store.moving`` is set, see ``sharding.rebalance``) writes take a
+slow path: keys whose owner changes are written to the old owner and then the new one
+(``dual``), or wait while the rebalance fences them (``fence``); fan-out queries drop
+copies found on shards that do not own them yet (or any more). Reads by key keep going
+to the current epoch's owner. Without a rebalance the only added cost is ``store.poll()``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import decimal
 import enum
 import operator
 import re
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,11 +40,17 @@ from typing import Any, Generic, TypeVar
 from adapters.base import OPERATORS, TOKEN_FIELD, Adapter, Direction, Filter, Order, Query, Relationship, Row
 from sharding.base import KeyConstraint, ShardId
 from sharding.keys import token as token_of
-from toolkit.errors import InvalidKeyError, QueryError
+from toolkit.errors import InvalidKeyError, QueryError, StoreUnavailable
 from toolkit.model import Entity, EntitySchema, schema_of
 from toolkit.stores import Store
 
-__all__ = ["Repository", "parse_order", "parse_where"]
+__all__ = ["FENCE_TIMEOUT", "Repository", "parse_order", "parse_where"]
+
+FENCE_TIMEOUT = 60.0
+"""Seconds a write of a key in a moving range waits for a rebalance's fence to lift
+before failing with a retryable StoreUnavailable (the fence normally lasts one final
+compare of the moving rows; a rebalance killed while fenced keeps it until resumed or
+aborted)."""
 
 E = TypeVar("E", bound=Entity)
 T = TypeVar("T")
@@ -207,6 +220,48 @@ class Repository(Generic[E]):
     def _adapter(self, shard: ShardId) -> Adapter:
         return self.store.ensure(self.schema, shard)
 
+    def _write_shards(self, shard_key: Any) -> tuple[ShardId, ...]:
+        """Where a write of ``shard_key`` goes now; waits while a rebalance fences it."""
+        deadline = 0.0
+        store = self.store
+        while True:
+            moving = store.moving
+            if moving is None or not moving.splits_writes:
+                return (store.router.shard_for(shard_key),)
+            shards = moving.write_shards(shard_key)
+            if shards is not None:
+                return shards
+            now = time.monotonic()
+            deadline = deadline or now + FENCE_TIMEOUT
+            if now > deadline:
+                raise StoreUnavailable(
+                    f"rebalance {moving.rebalance} fences this key for longer than {FENCE_TIMEOUT:.0f}s "
+                    "(resume or abort it: `polystore rebalance status`)",
+                    store=store.name,
+                    key=shard_key,
+                )
+            time.sleep(max(store.poll_interval / 2, 0.005))
+            store.refresh()
+
+    def _key_write_shards(self, key: Any, shard_key: Any) -> tuple[ShardId, ...]:
+        """The shards a delete of ``key`` must reach (every shard of both routers if the
+        shard key is unknown)."""
+        route = key if self._shard_key_is_key else shard_key
+        if route is not None:
+            return self._write_shards(route)
+        moving = self.store.moving
+        if moving is not None and moving.splits_writes:
+            return tuple(dict.fromkeys((*moving.old.shards, *moving.new.shards)))
+        return self.store.router.shards
+
+    def _owned(self, shard: ShardId, rows: list[Row]) -> list[Row]:
+        """While a rebalance runs, the rows of ``shard`` the current router says it owns."""
+        if self.store.moving is None:
+            return rows
+        route = self.store.router.shard_for
+        shard_key_of = self.schema.shard_key_of
+        return [row for row in rows if route(shard_key_of(row)) == shard]
+
     def _shards_for_key(self, key: Any, shard_key: Any) -> tuple[ShardId, ...]:
         if self._shard_key_is_key:
             return self.store.router.shards_for_key(key)
@@ -250,6 +305,10 @@ class Repository(Generic[E]):
         adapters with the TTL capability.
         """
         valid, row = self._to_row(entity)
+        self.store.poll()
+        if self.store.moving is not None:
+            self._put_moving(row, self._ttl(ttl))
+            return valid
         shard = self.store.router.shard_for(self.schema.shard_key_of(row))
         ttl = self._ttl(ttl)
         if ttl is None:
@@ -257,6 +316,13 @@ class Repository(Generic[E]):
         else:
             self._adapter(shard).put_ttl(self.schema, [row], ttl)
         return valid
+
+    def _put_moving(self, row: Row, ttl: float | None) -> None:
+        for shard in self._write_shards(self.schema.shard_key_of(row)):
+            if ttl is None:
+                self._adapter(shard).put(self.schema, row)
+            else:
+                self._adapter(shard).put_ttl(self.schema, [row], ttl)
 
     def _ttl(self, ttl: float | None) -> float | None:
         ttl = self.schema.ttl if ttl is None else ttl
@@ -270,7 +336,14 @@ class Repository(Generic[E]):
         Every entity is validated before anything is written.
         """
         by_shard: dict[ShardId, list[Row]] = defaultdict(list)
+        self.store.poll()
         router = self.store.router
+        if self.store.moving is not None:
+            for entity in entities:
+                _, row = self._to_row(entity)
+                for shard in self._write_shards(self.schema.shard_key_of(row)):
+                    by_shard[shard].append(row)
+            return self._put_by_shard(by_shard, ttl)
         by_token = getattr(router, "shard_for_token", None) if router.kind == "hash" else None
         for entity in entities:
             _, row = self._to_row(entity)
@@ -278,30 +351,60 @@ class Repository(Generic[E]):
                 by_shard[by_token(row[TOKEN_FIELD])].append(row)
             else:
                 by_shard[router.shard_for(self.schema.shard_key_of(row))].append(row)
+        return self._put_by_shard(by_shard, ttl)
+
+    def _put_by_shard(self, by_shard: dict[ShardId, list[Row]], ttl: float | None) -> int:
         if not by_shard:
             return 0
         shards = list(by_shard)
         expiry = self._ttl(ttl)
         if expiry is not None:
-            return sum(
-                self._fan_out(
-                    shards,
-                    lambda adapter: adapter.put_ttl(self.schema, by_shard[ShardId(adapter.shard)], expiry),
-                )
+            ttl_written = self._fan_out(
+                shards, lambda adapter: adapter.put_ttl(self.schema, by_shard[ShardId(adapter.shard)], expiry)
             )
-        return sum(
-            self._fan_out(shards, lambda adapter: adapter.put_many(self.schema, by_shard[ShardId(adapter.shard)]))
-        )
+            if self.store.moving is not None:
+                return len({id(row) for rows in by_shard.values() for row in rows})
+            return sum(ttl_written)
+        written = self._fan_out(shards, lambda adapter: adapter.put_many(self.schema, by_shard[ShardId(adapter.shard)]))
+        if self.store.moving is not None:  # dual writes: count each row once
+            return len({id(row) for rows in by_shard.values() for row in rows})
+        return sum(written)
 
     def delete(self, key: Any, *, shard_key: Any = None) -> bool:
         """Delete one entity by key; True if it existed."""
         self._check_key(key)
+        self.store.poll()
+        if self.store.moving is not None:
+            shards = self._key_write_shards(key, shard_key)
+            deleted = [self._adapter(shard).delete(self.schema, key) for shard in shards]  # every owner, no short cut
+            return deleted[0] if self._shard_key_is_key else any(deleted)
         shards = self._shards_for_key(key, shard_key)
         return any(self._fan_out(shards, lambda adapter: adapter.delete(self.schema, key)))
 
     def delete_many(self, keys: Iterable[Any]) -> int:
         """Delete entities by key; returns how many existed."""
         keys = [self._check_key(key) for key in keys]
+        self.store.poll()
+        if self.store.moving is not None:
+            first: dict[ShardId, list[Any]] = defaultdict(list)
+            also: dict[ShardId, list[Any]] = defaultdict(list)
+            for key in keys:
+                shards = self._key_write_shards(key, None)
+                primary = shards[:1] if self._shard_key_is_key else shards
+                for shard in primary:
+                    first[shard].append(key)
+                for shard in shards[len(primary) :]:
+                    also[shard].append(key)
+            existed = sum(
+                self._fan_out(
+                    list(first), lambda adapter: adapter.delete_many(self.schema, first[ShardId(adapter.shard)])
+                )
+            )
+            if also:  # the new owners' copies (dual-write deletes)
+                self._fan_out(
+                    list(also), lambda adapter: adapter.delete_many(self.schema, also[ShardId(adapter.shard)])
+                )
+            return existed
         by_shard = self._group_keys(keys)
         return sum(
             self._fan_out(
@@ -329,21 +432,25 @@ class Repository(Generic[E]):
         asking every shard.
         """
         self._check_key(key)
+        self.store.poll()
         for shard in self._shards_for_key(key, shard_key):
             row = self._adapter(shard).get(self.schema, key)
             if row is not None:
+                if self.store.moving is not None and not self._owned(shard, [row]):
+                    continue  # a copy on a shard that does not own the key (yet, or any more)
                 return self._from_row(row)
         return None
 
     def get_many(self, keys: Iterable[Any]) -> dict[Any, E]:
         """The entities that exist among ``keys``, by key."""
         keys = [self._check_key(key) for key in keys]
+        self.store.poll()
         by_shard = self._group_keys(keys)
         found: dict[Any, E] = {}
-        for rows in self._fan_out(
-            list(by_shard), lambda adapter: adapter.get_many(self.schema, by_shard[ShardId(adapter.shard)])
-        ):
-            for row in rows:
+        shards = list(by_shard)
+        results = self._fan_out(shards, lambda adapter: adapter.get_many(self.schema, by_shard[ShardId(adapter.shard)]))
+        for shard, rows in zip(shards, results, strict=True):
+            for row in self._owned(shard, rows):
                 entity = self._from_row(row)
                 found.setdefault(entity.entity_key, entity)
         return found
@@ -362,12 +469,17 @@ class Repository(Generic[E]):
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
             raise QueryError(f"limit must be a non-negative integer, not {limit!r}")
         query = Query(parse_where(where), parse_order(order_by), limit)
+        self.store.poll()
         shards = self.store.router.shards_for_query(self._constraint(query.filters))
         if limit == 0:
             return []
+        if self.store.moving is not None:  # copies get dropped, so shards must not stop at the limit
+            query = Query(query.filters, query.order_by, None)
         results = self._fan_out(shards, lambda adapter: adapter.find(self.schema, query))
+        if self.store.moving is not None:
+            results = [self._owned(shard, rows) for shard, rows in zip(shards, results, strict=True)]
         rows = [row for rows in results for row in rows]
-        if len(results) > 1:
+        if len(results) > 1 or self.store.moving is not None:
             rows.sort(key=_sort_key(self.schema, query.order_by))
             if limit is not None:
                 rows = rows[:limit]
@@ -386,7 +498,12 @@ class Repository(Generic[E]):
     def count(self, where: Mapping[str, Any] | Iterable[Filter] | None = None) -> int:
         """How many entities match ``where``, summed over the shards that may hold them."""
         filters = parse_where(where)
+        self.store.poll()
         shards = self.store.router.shards_for_query(self._constraint(filters))
+        if self.store.moving is not None:  # count the owned rows only (slow, during a rebalance)
+            query = Query(filters)
+            results = self._fan_out(shards, lambda adapter: adapter.find(self.schema, query))
+            return sum(len(self._owned(shard, rows)) for shard, rows in zip(shards, results, strict=True))
         return sum(self._fan_out(shards, lambda adapter: adapter.count(self.schema, filters)))
 
     def shards_for(self, where: Mapping[str, Any] | Iterable[Filter] | None = None) -> tuple[ShardId, ...]:
@@ -406,15 +523,22 @@ class Repository(Generic[E]):
 
     def scan(self, *, batch_size: int = 500) -> Iterator[E]:
         """Every entity, shard by shard, in key order within a shard (keyset pagination)."""
+        self.store.poll()
         for shard in self.store.router.shards:
             for batch in self._adapter(shard).scan(self.schema, batch_size=batch_size):
-                for row in batch:
+                for row in self._owned(shard, batch):
                     yield self._from_row(row)
 
     # -- capabilities (see adapters.base.Adapter for the exact semantics) --------------
-    def _owner(self, key: Any, shard_key: Any = None) -> Adapter:
-        """The adapter of the one shard that owns ``key`` (capabilities act on one row)."""
+    def _owner(self, key: Any, shard_key: Any = None, *, write: bool = False) -> Adapter:
+        """The adapter of the one shard that owns ``key`` (capabilities act on one row).
+
+        A write during a rebalance goes to the old owner only (it stays authoritative
+        until cut-over; the rebalance's verify pass carries the change over), and waits
+        while the key is fenced.
+        """
         self._check_key(key)
+        self.store.poll()
         if self._shard_key_is_key:
             route = key
         elif shard_key is not None:
@@ -424,6 +548,8 @@ class Repository(Generic[E]):
                 f"{self.entity.__name__}: its shard key ({', '.join(self.schema.shard_key)}) differs from its "
                 "key: pass shard_key=..."
             )
+        if write and self.store.moving is not None:
+            return self._adapter(self._write_shards(route)[0])
         return self._adapter(self.store.router.shard_for(route))
 
     def ttl(self, key: Any, *, shard_key: Any = None) -> float | None:
@@ -437,7 +563,7 @@ class Repository(Generic[E]):
             raise QueryError(f"{self.entity.__name__}.{field} is {spec.type}; increment needs int or float")
         if spec.type == "int" and not isinstance(amount, int):
             raise QueryError(f"{self.entity.__name__}.{field} is int; increment it by an int, not {amount!r}")
-        return self._owner(key, shard_key).increment(self.schema, key, field, amount)
+        return self._owner(key, shard_key, write=True).increment(self.schema, key, field, amount)
 
     def update(self, key: Any, changes: Mapping[str, Any], *, shard_key: Any = None) -> bool:
         """Set fields or dotted paths of one entity; False if it does not exist (PARTIAL_UPDATE).
@@ -453,7 +579,7 @@ class Repository(Generic[E]):
                 raise QueryError(f"{self.entity.__name__}.{name} is {spec.type}, not a nested field: {path!r}")
             if "." not in path:
                 self._validate_field(name, value)
-        return self._owner(key, shard_key).update(self.schema, key, dict(changes))
+        return self._owner(key, shard_key, write=True).update(self.schema, key, dict(changes))
 
     def _field(self, name: str) -> Any:
         try:

@@ -1,0 +1,117 @@
+"""``polystore rebalance``: move a store's rows to a new topology, online, verified, resumable.
+
+Plan -> dual-write -> copy -> verify -> fence -> final verify -> cut over -> clean up.
+Anchors: Vitess (VReplication copy + catch-up, VDiff, SwitchTraffic), MongoDB chunk
+migration (a short critical section at commit), Redis Cluster slot migration
+(MIGRATING/IMPORTING: both owners are live during the move), Citus shard moves.
+
+The protocol
+============
+
+A rebalance of store S moves it from topology epoch e (router ``old``) to e + 1
+(router ``new``). ``plan_rebalance`` lists the spans whose owner changes
+(``old.moves_to(new)``); each (move, entity) is a *unit*, journaled in the catalog
+(``ps_rebalance*`` tables, see ``_journal``). The journal's state is the step to run
+next; each step is idempotent, so ``resume`` after SIGKILL simply runs it again.
+
+Every Toolkit process learns where a rebalance is through one cheap catalog query
+(epoch, directory version and the ``ps_rebalance_active`` row) that ``Store.poll``
+runs at most every ``poll_interval`` (100 ms) and before routing any operation once
+that interval has passed. So a write is routed by a view at most ``poll_interval`` old
+when it starts. The rebalancer waits ``settle`` seconds (default 1 s) after publishing
+each phase before acting on it; the one timing assumption of the protocol is:
+
+    a write completes within ``settle - poll_interval`` of the moment it was routed.
+
+(Vitess and MongoDB make the same kind of bet with their lock/lease timeouts; a process
+paused longer than that, e.g. stopped in a debugger mid-write, can break it. A server-side
+fence per backend would remove it; that is future work.)
+
+1. ``planned -> dual``: tables are ensured on the target shards, then the active row
+   says ``dual``. Repositories write keys whose owner changes to the old owner, then
+   the new one; deletes reach both. Reads (get, find, count, scan) keep going to the
+   old owner; fan-out queries drop rows found on a shard that does not own them under
+   the current router, so copies are never seen twice.
+2. ``dual -> copy`` after ``settle``: nobody writes to the old owner only any more.
+   Each unit's rows are read from the source by token range (hash), key range
+   (range) or shard-key lookup (directory) and upserted into the target in batches.
+3. ``verify``: per unit, the source and target rows of the span are compared by key
+   and a 128-bit digest of every field (cross-backend canonical form); the target is
+   repaired to equal the source: rows missing or different are copied again from a
+   fresh read of the source, rows the source lacks are deleted. *The source is
+   authoritative until cut-over*, which is what stops the copy from resurrecting a row
+   deleted after the copy read it (the delete reached the source, so the verify
+   removes the stale copy), and what fixes the interleavings of concurrent
+   dual-writes that leave the two owners different. Count and checksum per unit are
+   journaled.
+4. ``fence``: the active row says ``fence``; writes of moving keys wait (up to
+   ``FENCE_TIMEOUT``, then a retryable StoreUnavailable); other keys flow. After
+   ``settle`` no write of a moving key is in flight.
+5. ``final``: the same compare-and-repair, now against a source nobody changes: the
+   target equals the source exactly. The fence lasts this one pass (the summary
+   reports it); step 3 keeps its repairs few.
+6. ``cutover``: directory pins are written (directory stores), then
+   ``catalog.advance(e -> e + 1)`` (compare-and-set), then the active row says
+   ``cleanup``. A process sees the epoch and the phase in the same query; once it sees
+   e + 1 it reads and writes by ``new`` only. A write that waited on the fence is
+   routed again after it lifts, so it lands on the new owner. A stale write by epoch e
+   cannot exist: every process saw the fence (step 4), and fenced writes never start.
+   From here only ``resume`` goes forward; the way back is a reverse rebalance.
+7. ``cleanup`` after ``settle`` (readers on epoch e have moved on): the moved rows are
+   deleted from the sources; the active row is released; ``done``.
+
+``abort`` (before cut-over): the active row says ``abort`` (writes go to the old owner
+only), then after ``settle`` every unit's copies are deleted from the targets and the
+store is released: the old topology never stopped being the current one.
+
+Not moved: TTLs (a copied row does not keep its remaining time to live), graph
+relationships (nodes move, edges do not), and directory pins made with
+``Directory.assign`` while a rebalance of the same store runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from sharding.rebalance._executor import MoveSummary, RebalanceOptions, Rebalancer, Summary
+    from sharding.rebalance._plan import Plan, PlannedMove, plan_rebalance, span_text
+    from sharding.rebalance._progress import Progress, ProgressEvent
+
+__all__ = [
+    "MoveSummary",
+    "Plan",
+    "PlannedMove",
+    "Progress",
+    "ProgressEvent",
+    "RebalanceOptions",
+    "Rebalancer",
+    "Summary",
+    "plan_rebalance",
+    "span_text",
+]
+
+# Lazy (PEP 562) for the same reason as ``sharding``: toolkit.stores imports the
+# journal from here while the toolkit package is still initialising.
+_LAZY: Final = {
+    "MoveSummary": "sharding.rebalance._executor",
+    "RebalanceOptions": "sharding.rebalance._executor",
+    "Rebalancer": "sharding.rebalance._executor",
+    "Summary": "sharding.rebalance._executor",
+    "Plan": "sharding.rebalance._plan",
+    "PlannedMove": "sharding.rebalance._plan",
+    "plan_rebalance": "sharding.rebalance._plan",
+    "span_text": "sharding.rebalance._plan",
+    "Progress": "sharding.rebalance._progress",
+    "ProgressEvent": "sharding.rebalance._progress",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sharding.rebalance' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,421 @@
+"""Executing a plan: a state machine over the journal, every step idempotent.
+
+``state`` in ``ps_rebalance`` is the step to run next; each step's work is redone from
+its start after a crash (copies are upserts, repairs compare again, deletes of deleted
+rows are no-ops), and per-unit progress skips the units already finished. See the
+package docstring for why the steps are in this order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from adapters.base import Adapter
+from adapters.registry import adapter_class, scheme_of
+from sharding.base import ShardId
+from sharding.keys import encode_key, key_from_json
+from sharding.rebalance._journal import Journal, RebalanceRecord, UnitRecord
+from sharding.rebalance._plan import Plan, PlannedMove, span_text
+from sharding.rebalance._progress import Progress, ProgressEvent, quiet
+from sharding.rebalance._rows import Mover, row_digest
+from toolkit.errors import ConfigError, TopologyError
+from toolkit.model import EntitySchema
+
+if TYPE_CHECKING:
+    from toolkit.facade import Toolkit
+
+__all__ = ["MoveSummary", "RebalanceOptions", "Rebalancer", "Summary"]
+
+STEPS: Final = ("planned", "dual", "copy", "verify", "fence", "final", "cutover", "cleanup", "done")
+ABORTABLE: Final = ("planned", "dual", "copy", "verify", "fence", "final")
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceOptions:
+    """How a rebalance runs. Defaults suit a live application.
+
+    ``settle``: seconds to wait after publishing a phase before acting on it. It must
+    exceed the stores' poll interval (``POLYSTORE_POLL_MS``, 100 ms) plus the longest a
+    single write may stay in flight; see the package docstring.
+    ``verify_before_fence``: compare and repair once while writes still flow, so the
+    fenced final compare finds (almost) nothing to repair and the fence stays short.
+    """
+
+    batch_size: int = 1000
+    parallel: int = 1
+    settle: float = 1.0
+    verify_before_fence: bool = True
+
+
+@dataclass(slots=True)
+class MoveSummary:
+    index: int
+    source: str
+    target: str
+    span: str
+    estimated: int
+    copied: int = 0
+    repaired: int = 0
+    deleted: int = 0
+    rows: int = 0
+    checksum: str = ""
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a rebalance did, per move (summed over entities)."""
+
+    id: str
+    store: str
+    state: str
+    from_epoch: int
+    moves: list[MoveSummary] = field(default_factory=list)
+    seconds: float = 0.0
+    fence_seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def copied(self) -> int:
+        return sum(move.copied for move in self.moves)
+
+    @property
+    def repaired(self) -> int:
+        return sum(move.repaired for move in self.moves)
+
+    @property
+    def deleted(self) -> int:
+        return sum(move.deleted for move in self.moves)
+
+
+class Rebalancer:
+    """Starts, resumes and aborts rebalances of one Toolkit's catalog."""
+
+    def __init__(
+        self,
+        toolkit: Toolkit,
+        *,
+        options: RebalanceOptions | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.toolkit = toolkit
+        self.catalog = toolkit.catalog
+        self.journal = Journal(toolkit.catalog)
+        self.options = options or RebalanceOptions()
+        self.progress: Progress = progress or quiet
+        self._adapters: dict[tuple[str, str, str], Adapter] = {}
+        self._lock = threading.Lock()
+
+    # -- public ---------------------------------------------------------------------
+    def start(self, plan: Plan) -> str:
+        """Journal a plan (nothing moves yet); returns the rebalance id."""
+        unfinished = self.journal.unfinished(plan.store)
+        if unfinished:
+            raise TopologyError(
+                f"store {plan.store!r}: rebalance {unfinished[0].id} is unfinished ({unfinished[0].state}); "
+                "resume or abort it first"
+            )
+        if not plan.moves:
+            raise TopologyError(f"store {plan.store!r}: the target moves no rows; nothing to do")
+        units = [(move.index, schema.name) for move in plan.moves for schema in plan.schemas]
+        data = plan.to_json()
+        data["options"] = {"batch_size": self.options.batch_size}
+        return self.journal.create(plan.store, plan.from_epoch, data, units)
+
+    def run(self, ident: str) -> Summary:
+        """Run (or resume) a rebalance until it is done or aborted."""
+        started = time.monotonic()
+        fence_started: float | None = None
+        fence_seconds = 0.0
+        try:
+            while True:
+                record = self.journal.get(ident)
+                state = record.state
+                if state in ("done", "aborted"):
+                    break
+                if state == "aborting":
+                    self._abort_steps(record)
+                    continue
+                if state == "fence":
+                    fence_started = time.monotonic()
+                self.progress(ProgressEvent("phase", state, total=self._expected(record, state)))
+                following = getattr(self, f"_step_{state}")(record)
+                if state == "cutover" and fence_started is not None:
+                    fence_seconds = time.monotonic() - fence_started
+                self.journal.set_state(ident, following)
+        except Exception as exc:
+            self.journal.set_error(ident, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.close()
+        summary = self.summary(ident)
+        summary.seconds = time.monotonic() - started
+        summary.fence_seconds = fence_seconds
+        return summary
+
+    def abort(self, ident: str) -> Summary:
+        """Return to the old topology and delete the copies (only before cut-over)."""
+        record = self.journal.get(ident)
+        if record.state == "aborted":
+            return self.summary(ident)
+        if record.state not in (*ABORTABLE, "aborting"):
+            raise TopologyError(
+                f"store {record.store!r}: rebalance {ident} is past cut-over ({record.state}); "
+                "resume it, then rebalance back to the old topology"
+            )
+        if record.state != "aborting":
+            self.journal.set_state(ident, "aborting")
+        return self.run(ident)
+
+    def summary(self, ident: str) -> Summary:
+        record = self.journal.get(ident)
+        plan = Plan.from_json(record.plan)
+        moves = {
+            move.index: MoveSummary(move.index, move.source, move.target, span_text(move.span), move.rows)
+            for move in plan.moves
+        }
+        for unit in self.journal.units(ident):
+            found = moves.get(unit.move)
+            if found is not None:
+                found.copied += unit.copied
+                found.repaired += unit.repaired
+                found.deleted += unit.deleted
+                found.rows += unit.rows
+                found.checksum = unit.checksum if len(plan.schemas) == 1 else ""
+        return Summary(ident, record.store, record.state, record.from_epoch, list(moves.values()), error=record.error)
+
+    def close(self) -> None:
+        with self._lock:
+            for adapter in self._adapters.values():
+                adapter.close()
+            self._adapters.clear()
+
+    # -- plumbing -------------------------------------------------------------------
+    def _adapter(self, plan: Plan, shard: str) -> Adapter:
+        url = plan.target_shards.get(shard) or plan.source_shards[shard]
+        if shard in plan.source_shards:
+            url = plan.source_shards[shard]
+        marker = (plan.store, shard, url)
+        with self._lock:
+            found = self._adapters.get(marker)
+            if found is None:
+                try:
+                    options: Mapping[str, Any] = self.toolkit.store_config(plan.store).options
+                except ConfigError:
+                    options = {}
+                found = adapter_class(scheme_of(url))(url, store=plan.store, shard=shard, options=options)
+                for schema in plan.schemas:  # idempotent; adapters also learn the table layout here
+                    found.ensure(schema, with_token=True)
+                self._adapters[marker] = found
+        return found
+
+    def _movers(self, plan: Plan) -> list[tuple[PlannedMove, Mover]]:
+        old, new = plan.routers()
+        exact = plan.source_router.get("type") != "directory"
+        return [
+            (move, Mover(schema, move.source, move.target, move.span, old, new, True, exact))
+            for move in plan.moves
+            for schema in plan.schemas
+        ]
+
+    def _units(
+        self, record: RebalanceRecord, step: str, work: Callable[[Plan, PlannedMove, Mover], dict[str, Any]]
+    ) -> None:
+        """Run ``work`` on every unit not yet done with ``step``, ``parallel`` at a time."""
+        plan = Plan.from_json(record.plan)
+        done = {(unit.move, unit.entity) for unit in self.journal.units(record.id) if step in unit.done}
+        pending = [(move, mover) for move, mover in self._movers(plan) if (move.index, mover.schema.name) not in done]
+
+        def one(item: tuple[PlannedMove, Mover]) -> None:
+            move, mover = item
+            counts = work(plan, move, mover)
+            self.journal.unit_done(record.id, move.index, mover.schema.name, step, **counts)
+            self.progress(ProgressEvent("unit", step, move=move.index, entity=mover.schema.name))
+
+        if self.options.parallel <= 1 or len(pending) <= 1:
+            for item in pending:
+                one(item)
+            return
+        with ThreadPoolExecutor(max_workers=self.options.parallel, thread_name_prefix="rebalance") as pool:
+            for _ in pool.map(one, pending):
+                pass
+
+    def _expected(self, record: RebalanceRecord, state: str) -> int:
+        if state not in ("copy", "verify", "final", "cleanup"):
+            return 0
+        return int(record.plan.get("moved_rows", 0))
+
+    def _settle(self) -> None:
+        time.sleep(self.options.settle)
+
+    # -- steps ----------------------------------------------------------------------
+    def _step_planned(self, record: RebalanceRecord) -> str:
+        plan = Plan.from_json(record.plan)
+        topology = self.catalog.topology(plan.store)
+        if topology is None or topology.epoch != plan.from_epoch:
+            raise TopologyError(
+                f"store {plan.store!r} is at epoch {getattr(topology, 'epoch', None)}, not {plan.from_epoch} as "
+                "planned: plan again"
+            )
+        for shard in plan.target_shards:  # tables on the new owners before anyone dual-writes to them
+            self._adapter(plan, shard)
+        self.journal.activate(plan.store, record.id, "dual", plan.from_epoch + 1)
+        return "dual"
+
+    def _step_dual(self, record: RebalanceRecord) -> str:
+        self._settle()  # every process now writes moving keys to both owners
+        return "copy"
+
+    def _step_copy(self, record: RebalanceRecord) -> str:
+        batch = self.options.batch_size
+
+        def copy(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
+            source = self._adapter(plan, move.source)
+            target = self._adapter(plan, move.target)
+            copied = 0
+            for rows in mover.rows(source, batch):
+                target.put_many(mover.schema, mover.prepare(rows))
+                copied += len(rows)
+                self.progress(ProgressEvent("rows", "copy", rows=len(rows), move=move.index))
+            return {"copied": copied}
+
+        self._units(record, "copy", copy)
+        return "verify" if self.options.verify_before_fence else "fence"
+
+    def _step_verify(self, record: RebalanceRecord) -> str:
+        self._units(record, "verify", self._reconcile("verify"))
+        return "fence"
+
+    def _step_fence(self, record: RebalanceRecord) -> str:
+        plan = Plan.from_json(record.plan)
+        self.journal.activate(plan.store, record.id, "fence", plan.from_epoch + 1)
+        self._settle()  # no write of a moving key is in flight any more
+        return "final"
+
+    def _step_final(self, record: RebalanceRecord) -> str:
+        self._units(record, "final", self._reconcile("final"))
+        return "cutover"
+
+    def _step_cutover(self, record: RebalanceRecord) -> str:
+        plan = Plan.from_json(record.plan)
+        topology = self.catalog.topology(plan.store)
+        note = f"rebalance {record.id}"
+        if topology is not None and topology.epoch == plan.from_epoch:
+            if plan.target_entries is not None:
+                wanted = {encode_key(key_from_json(key)): shard for key, shard in plan.target_entries}
+                stale = [key for key in self.catalog.directory(plan.store) if key not in wanted]
+                self.catalog.assign(plan.store, wanted)
+                if stale:
+                    self.catalog.unassign(plan.store, stale)
+            self.catalog.advance(plan.store, plan.from_epoch, plan.target_shards, plan.target_router, note)
+        elif topology is None or topology.epoch != plan.from_epoch + 1 or note not in topology.note:
+            raise TopologyError(
+                f"store {plan.store!r} is at epoch {getattr(topology, 'epoch', None)}: another process changed its "
+                "topology during the rebalance"
+            )
+        self.journal.activate(plan.store, record.id, "cleanup", plan.from_epoch + 1)
+        return "cleanup"
+
+    def _step_cleanup(self, record: RebalanceRecord) -> str:
+        plan = Plan.from_json(record.plan)
+        self._settle()  # readers still on the old epoch have moved on
+        self._units(record, "cleanup", self._delete_from("source"))
+        self.journal.release(plan.store, record.id)
+        return "done"
+
+    def _abort_steps(self, record: RebalanceRecord) -> None:
+        plan = Plan.from_json(record.plan)
+        self.progress(ProgressEvent("phase", "abort"))
+        active = self.journal.active(plan.store)
+        if active is not None and active[0] == record.id:
+            self.journal.activate(plan.store, record.id, "abort", plan.from_epoch + 1)
+            self._settle()  # nobody writes to the new owners any more
+            self._units(record, "abort", self._delete_from("target"))
+            self.journal.release(plan.store, record.id)
+        self.journal.set_state(record.id, "aborted")
+
+    # -- unit work ------------------------------------------------------------------
+    def _reconcile(self, step: str) -> Callable[[Plan, PlannedMove, Mover], dict[str, Any]]:
+        """Compare a unit's source and target by key and digest; make the target equal the
+        source (upsert what differs, delete what the source lacks). Source is the truth
+        until cut-over."""
+        batch = self.options.batch_size
+
+        def reconcile(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
+            source = self._adapter(plan, move.source)
+            target = self._adapter(plan, move.target)
+            wanted: dict[bytes, tuple[Any, bytes]] = {}
+            checksum = 0
+            for rows in mover.rows(source, batch):
+                for row in rows:
+                    digest = row_digest(mover.schema, row)
+                    wanted[mover.key_bytes(row)] = (mover.schema.key_of(row), digest)
+                    checksum = (checksum + int.from_bytes(digest, "big")) % 2**128
+                self.progress(ProgressEvent("rows", step, rows=len(rows), move=move.index))
+            extra: list[Any] = []
+            matched: set[bytes] = set()
+            for rows in mover.rows(target, batch):
+                for row in rows:
+                    key = mover.key_bytes(row)
+                    found = wanted.get(key)
+                    if found is None:
+                        extra.append(mover.schema.key_of(row))
+                    elif found[1] == row_digest(mover.schema, row):
+                        matched.add(key)
+            differing = [key for encoded, (key, _) in wanted.items() if encoded not in matched]
+            repaired = self._repair(mover, source, target, differing, batch) + len(extra)
+            for start in range(0, len(extra), batch):
+                target.delete_many(mover.schema, extra[start : start + batch])
+            return {"repaired": repaired, "rows": len(wanted), "checksum": f"{checksum:032x}"}
+
+        return reconcile
+
+    @staticmethod
+    def _repair(mover: Mover, source: Adapter, target: Adapter, keys: list[Any], batch: int) -> int:
+        """Copy ``keys`` from source to target again; a key gone from the source goes from the target."""
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            rows = [row for row in source.get_many(mover.schema, chunk) if mover.moves(row)]
+            if rows:
+                target.put_many(mover.schema, mover.prepare(rows))
+            present = {mover.key_bytes(row) for row in rows}
+            gone = [key for key in chunk if encode_key(key) not in present]
+            if gone:
+                target.delete_many(mover.schema, gone)
+        return len(keys)
+
+    def _delete_from(self, side: str) -> Callable[[Plan, PlannedMove, Mover], dict[str, Any]]:
+        """Delete a unit's rows from the source (after cut-over) or the target (abort)."""
+        batch = self.options.batch_size
+
+        def delete(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
+            adapter = self._adapter(plan, move.source if side == "source" else move.target)
+            deleted = 0
+            while True:  # rescan until empty: deleting while paging may skip rows
+                keys = [mover.schema.key_of(row) for rows in mover.rows(adapter, batch) for row in rows]
+                if not keys:
+                    break
+                for start in range(0, len(keys), batch):
+                    chunk = keys[start : start + batch]
+                    adapter.delete_many(mover.schema, chunk)
+                    deleted += len(chunk)
+                    self.progress(ProgressEvent("rows", "cleanup", rows=len(chunk), move=move.index))
+            return {"deleted": deleted}
+
+        return delete
+
+
+def describe_units(units: Iterable[UnitRecord]) -> dict[str, int]:
+    """How many units have finished each step (for ``rebalance status``)."""
+    counts: dict[str, int] = {}
+    for unit in units:
+        for step in unit.done:
+            counts[step] = counts.get(step, 0) + 1
+    return counts
+
+
+_ = ShardId, EntitySchema  # re-exported types used in annotations by callers
