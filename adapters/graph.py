@@ -2,9 +2,11 @@
 
 Design choices, and why:
 
-* One driver per adapter (one per shard URL); every call opens a session and runs a
-  *managed* transaction (``execute_read``/``execute_write``), so the driver retries
-  transient failures and a connection is never shared between threads. Every value is
+* One driver per server per process, shared (reference-counted) by the adapters of
+  every shard on it; every call opens a session and runs a *managed* transaction
+  (``execute_read``/``execute_write``), so the driver retries transient failures (for
+  at most the ``retry_time`` option, 5 s) and no connection is shared between threads.
+  Constraints and indexes are created once per server and label per process. Every value is
   a query parameter; only validated identifiers (labels, property names, relationship
   types) and validated integers (traversal depths, which Cypher cannot parameterise)
   are written into query text, always backticked.
@@ -376,6 +378,39 @@ def _python_sort(schema: EntitySchema, order: Sequence[Order]) -> Callable[[Row]
     return key
 
 
+class _Drivers:
+    """One driver per server (and auth and settings) per process, shared by the adapters on it.
+
+    Shards that share a server through ``?prefix=`` share its connection pool; the driver
+    closes when the last adapter using it does.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[tuple[Any, ...], tuple[neo4j.Driver, int]] = {}
+
+    def acquire(self, key: tuple[Any, ...], factory: Callable[[], neo4j.Driver]) -> neo4j.Driver:
+        with self._lock:
+            driver, users = self._open.get(key) or (factory(), 0)
+            self._open[key] = (driver, users + 1)
+            return driver
+
+    def release(self, key: tuple[Any, ...]) -> None:
+        with self._lock:
+            found = self._open.pop(key, None)
+            if found is None:
+                return
+            driver, users = found
+            if users > 1:
+                self._open[key] = (driver, users - 1)
+                return
+        with contextlib.suppress(Exception):
+            driver.close()
+
+
+_DRIVERS: Final = _Drivers()
+
+
 def _parse_url(url: str) -> tuple[str, tuple[str, str] | None, str, str | None]:
     """(driver URL, auth, shard prefix, database) from a shard URL."""
     parts = urlsplit(url)
@@ -405,18 +440,19 @@ class GraphAdapter(Adapter):
         if not _PREFIX.match(namespace):
             raise ConfigError(f"store {store!r}: option namespace must be letters, digits and _, not {namespace!r}")
         self._server, auth, shard_prefix, self.database = _parse_url(url)
-        driver_url = self._server
         self._prefix = namespace + shard_prefix
         self._with_token: dict[str, bool] = {}
         self._lock = threading.Lock()
+        settings: dict[str, Any] = {
+            "connection_timeout": float(self.options.get("connect_timeout", 10)),
+            "connection_acquisition_timeout": float(self.options.get("acquire_timeout", 30)),
+            "max_transaction_retry_time": float(self.options.get("retry_time", 5)),
+            "max_connection_pool_size": int(self.options.get("pool_size", 50)),
+        }
+        self._driver_key: tuple[Any, ...] | None = (self._server, auth, tuple(sorted(settings.items())))
         try:
-            self.driver = neo4j.GraphDatabase.driver(
-                driver_url,
-                auth=auth,
-                connection_timeout=float(self.options.get("connect_timeout", 10)),
-                connection_acquisition_timeout=float(self.options.get("acquire_timeout", 30)),
-                max_transaction_retry_time=float(self.options.get("retry_time", 5)),
-                max_connection_pool_size=int(self.options.get("pool_size", 50)),
+            self.driver = _DRIVERS.acquire(
+                self._driver_key, lambda: neo4j.GraphDatabase.driver(self._server, auth=auth, **settings)
             )
         except nx.ConfigurationError as exc:
             raise ConfigError(f"{redact_url(url)}: {_message(exc)}") from exc
@@ -526,8 +562,10 @@ class GraphAdapter(Adapter):
             return ShardInfo(reachable=False, error=str(exc), server=server)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.driver.close()
+        with self._lock:
+            key, self._driver_key = self._driver_key, None
+        if key is not None:
+            _DRIVERS.release(key)
 
     # -- rows ------------------------------------------------------------------------
     def put(self, schema: EntitySchema, row: Row) -> None:

@@ -405,6 +405,23 @@ def test_namespaces_and_shard_prefixes_isolate(urls: list[str], namespace: str) 
 
 
 @pytest.mark.neo4j
+def test_shards_on_one_server_share_its_driver(urls: list[str], namespace: str) -> None:
+    options = {"namespace": namespace}
+    first = GraphAdapter(f"{urls[0]}?prefix=s0_", store="items", shard="s0", options=options)
+    second = GraphAdapter(f"{urls[0]}?prefix=s2_", store="items", shard="s2", options=options)
+    assert first.driver is second.driver
+    first.close()
+    first.close()  # safe twice, and the other shard keeps its driver
+    second.ensure(NODE, with_token=True)
+    second.put(NODE, _row(NODE, id="still"))
+    assert second.get(NODE, "still") is not None
+    second.close()
+    third = GraphAdapter(f"{urls[0]}?prefix=s0_", store="items", shard="s0", options=options)
+    assert third.driver is not first.driver  # the last close closed it; a new one is made
+    third.close()
+
+
+@pytest.mark.neo4j
 def test_increment(adapter: GraphAdapter) -> None:
     adapter.put(COUNTER, _row(COUNTER, id=1, ratio=0.5))
     assert adapter.increment(COUNTER, 1, "hits", 3) == 3  # null counts as 0
