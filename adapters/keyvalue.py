@@ -18,8 +18,11 @@ Why this shape:
   script that updates both atomically, which Redis Cluster allows only within a slot.
   A row's bucket is ``crc32(encoded key) % buckets``; standalone Redis uses one bucket,
   Redis Cluster 64 by default (option ``index_buckets``) so that one entity's rows are
-  spread over the whole cluster. The bucket count of an entity is stored in the meta
-  hash on first use, so every process agrees on it.
+  spread over the whole cluster (one sorted set would pin an entity's index to one
+  slot, and every write to it). Reads that walk the index query all buckets, pipelined.
+  The bucket count of an entity is stored in the meta hash on first use, so every
+  process agrees on it. ``scan`` therefore returns rows in token order per bucket,
+  not in key order.
 * Values are typed by the schema, not tagged: str as UTF-8, int and float as decimal
   text (so HINCRBY and Lua arithmetic work on them), bool ``1``/``0``, bytes raw,
   datetime as int64 microseconds since the epoch (UTC, lossless), date ISO, Decimal as
@@ -47,8 +50,9 @@ Why this shape:
 * ``increment`` is a Lua script: ``HINCRBY`` for int fields (exact 64-bit), double
   arithmetic printed with ``%.17g`` for float fields (round-trips exactly); a missing
   row raises NotFoundError and is not created.
-* Driver retries are off by default (``retries`` option): the toolkit's resilience
-  layer owns retrying, and a blind retry could apply an increment twice.
+* Driver retries are off by default for standalone Redis (``retries`` option): the
+  toolkit's resilience layer owns retrying, and a blind retry could apply an
+  increment twice. The cluster client keeps its own handling of MOVED/ASK redirects.
 * Every redis-py exception is translated into ``toolkit.errors`` (see ``ERROR_MAP``).
 """
 
@@ -657,6 +661,10 @@ class KeyValueAdapter(Adapter):
         layout = self._layouts.get(schema.name)
         if layout is None:
             raise StoreError(f"entity {schema.name!r} not ensured", store=self.store, shard=self.shard)
+        if layout.schema is not schema and layout.schema != schema:
+            # Another declaration with the same table name: same keys, its own fields.
+            layout = self._layout(schema, layout.buckets, layout.with_token)
+            self._layouts[schema.name] = layout
         return layout
 
     def drop(self, schema: EntitySchema) -> None:
