@@ -22,7 +22,7 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27027", "TCP address to listen on")
 	dir := flag.String("sqlite-dir", "", "directory for the SQLite databases (created if missing)")
-	debug := flag.Bool("debug", false, "log at debug level")
+	logLevel := flag.String("log-level", "error", "debug, info, warn or error (warn dumps every unsupported command, such as endSessions)")
 	flag.Parse()
 
 	if *dir == "" {
@@ -39,9 +39,10 @@ func main() {
 		os.Exit(2)
 	}
 
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "ferretdb-polystore: -log-level:", err)
+		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
@@ -60,10 +61,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	logger.Info("ferretdb-polystore listening", "addr", *listen, "sqlite", abs)
+	fmt.Fprintf(os.Stderr, "ferretdb-polystore: listening on %s, sqlite %s\n", *listen, abs)
 	if err := f.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb-polystore:", err)
 		os.Exit(1)
 	}
-	logger.Info("ferretdb-polystore stopped")
+	fmt.Fprintln(os.Stderr, "ferretdb-polystore: stopped")
 }
