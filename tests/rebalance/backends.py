@@ -1,0 +1,119 @@
+"""Where the rebalance tests put their shards: SQLite files, or the stack's servers.
+
+Each server-backed layout isolates the test (a PostgreSQL schema per shard, a
+collection prefix on the MongoDB-wire server) and drops what it made afterwards.
+An unreachable server fails the test (``tests.servers.require``); it is never skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.servers import postgres_urls, require
+
+
+class Layout:
+    """Shard URLs by name for one test, and the store options that isolate it."""
+
+    name = "sqlite"
+    kind = "relational"
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.prefix = f"t{uuid.uuid4().hex[:8]}_"
+
+    def connect(self) -> None:
+        """Fail the test if the server is not there."""
+
+    def url(self, shard: str) -> str:
+        return f"sqlite:///{self.tmp / (shard + '.db')}"
+
+    def shards(self, count: int, prefix: str = "s") -> dict[str, str]:
+        return {f"{prefix}{i}": self.url(f"{prefix}{i}") for i in range(count)}
+
+    def options(self) -> str:
+        return ""
+
+    def cleanup(self) -> None:
+        """Drop what the test made on the servers."""
+
+
+class Postgres(Layout):
+    name = "postgres"
+
+    def connect(self) -> None:
+        _, self.urls = postgres_urls()
+
+        def probe() -> None:
+            engine = sa.create_engine(self.urls[0].replace("postgresql://", "postgresql+psycopg://"))
+            try:
+                with engine.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+            finally:
+                engine.dispose()
+
+        require("postgres", probe)
+        self.made: list[tuple[str, str]] = []
+
+    def url(self, shard: str) -> str:
+        base = self.urls[int(shard.lstrip("abcdefghijklmnopqrstuvwxyz") or 0) % len(self.urls)]
+        self.made.append((base, f"{self.prefix}{shard}"))
+        return f"{base}?schema={self.prefix}{shard}"
+
+    def options(self) -> str:
+        return "pool_size = 4"
+
+    def cleanup(self) -> None:
+        for base, schema in set(self.made):
+            engine = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://"))
+            try:
+                with engine.begin() as connection:
+                    connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            finally:
+                engine.dispose()
+
+
+class Mongo(Layout):
+    name = "mongo"
+    kind = "document"
+
+    def connect(self) -> None:
+        from tests.contract.backends.mongo import _with_database, mongo_urls
+
+        self.urls = mongo_urls()
+        self._with_database = _with_database
+
+        def probe() -> None:
+            import pymongo
+
+            client: Any = pymongo.MongoClient(self.urls[0], serverSelectionTimeoutMS=3000)
+            try:
+                client.admin.command("ping")
+            finally:
+                client.close()
+
+        require("mongo", probe)
+
+    def url(self, shard: str) -> str:
+        return self._with_database(self.urls[0], f"polystore_{shard}")
+
+    def options(self) -> str:
+        return f'namespace = "{self.prefix}"'
+
+    def cleanup(self) -> None:
+        import pymongo
+
+        client: Any = pymongo.MongoClient(self.urls[0], serverSelectionTimeoutMS=3000)
+        try:
+            for database in client.list_database_names():
+                if not database.startswith("polystore_"):
+                    continue
+                for name in client[database].list_collection_names():
+                    if name.startswith(self.prefix):
+                        client[database].drop_collection(name)
+        finally:
+            client.close()
