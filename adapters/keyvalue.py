@@ -7,8 +7,10 @@ table name; ``B`` a bucket number; ``K`` the hex of ``sharding.keys.encode_key(k
 so a key containing ``{``, ``}``, ``:`` or ``*`` is never read as syntax)::
 
     {NS E:B}:r:K     one Redis hash per row: field name -> encoded value; absent = null
-    {NS E:B}:idx     one sorted set per bucket, all scores 0, members TTTTTTTTTTTTTTTT K
-                     (T: the row's token + 2**63 as 16 lowercase hex digits)
+    {NS E:B}:idx     token index, one sorted set per bucket, all scores 0, members
+                     TTTTTTTTTTTTTTTT K (T: the row's token + 2**63, 16 lowercase hex digits)
+    {NS E:B}:kidx    shard-key index, likewise: members S K LLLLLLLL (S: the shard key in
+                     an order-preserving, prefix-free byte encoding; L: the length of K)
     NS__ps_meta      a hash: entity -> its layout (the bucket count), fixed at first ensure
 
 Why this shape:
@@ -28,16 +30,22 @@ Why this shape:
   datetime as int64 microseconds since the epoch (UTC, lossless), date ISO, Decimal as
   its exact string, UUID hex, json fields as compact JSON. A null field is an absent
   hash field. ``_ps_token`` is stored as the 16 hex digits the index uses. No pickle.
-* Token ranges: token order is the lexicographic order of the index members, so
+* Token ranges: token order is the lexicographic order of the token index, so
   ``scan(tokens=...)`` is one ``ZRANGEBYLEX`` per bucket (``[start`` .. ``(end``),
   paginated by the last member seen (keyset, never an offset): the cost follows the
   rows in the range, not the entity's size. Scores are not used because doubles
   cannot hold 64-bit tokens exactly.
-* Redis has no secondary indexes without modules, so ``find``, ``count`` and
-  ``scan(keys=KeyRange)`` walk the entity's index (all buckets at once, pipelined, in
-  batches) and filter, sort and limit in Python with ``Filter.matches`` semantics:
-  honest, linear in the shard's rows of that entity. ``count`` fetches only the
-  fields its filters name. Because filtering is the reference code itself, dotted
+* Key ranges (what a range-routed rebalance moves): ``scan(keys=KeyRange)`` is one
+  ``ZRANGEBYLEX`` per bucket of the shard-key index, whose byte order is the shard
+  key's Python order (str by code point, ints of any size, Decimal, UUID, date,
+  datetime, bytes, tuples of them). A row's ordered shard key is also kept in its
+  hash (``_ps_k``) so that writes can move its member.
+* Redis has no secondary indexes without modules, so ``find`` and ``count`` filter,
+  sort and limit in Python with ``Filter.matches`` semantics over the rows they walk:
+  the shard-key index span their eq/lt/le/gt/ge filters on a one-field shard key
+  allow, otherwise every row of the entity (all buckets at once, pipelined, in
+  batches): honest, linear in what is walked. ``count`` fetches only the fields its
+  filters name. Because filtering is the reference code itself, dotted
   paths into json fields and ``contains`` come for free (NESTED_FILTERS); values that
   Python cannot compare (a string against a number) do not match.
 * ``update`` (PARTIAL_UPDATE) writes top-level fields with HSET/HDEL in one script; a
@@ -45,8 +53,8 @@ Why this shape:
   compare-and-set script, retried if that field changed in between.
 * TTL: ``put_ttl`` sets ``PEXPIRE`` on the row hash inside the write script. An index
   member cannot expire, so every read checks that the row still exists with the same
-  token; members whose row is gone are never returned and are removed lazily by a
-  script that re-checks under the slot's atomicity.
+  token (or shard key); members whose row is gone are never returned and are removed
+  lazily by a script that re-checks under the slot's atomicity.
 * ``increment`` is a Lua script: ``HINCRBY`` for int fields (exact 64-bit), double
   arithmetic printed with ``%.17g`` for float fields (round-trips exactly); a missing
   row raises NotFoundError and is not created.
@@ -293,6 +301,94 @@ def _token_from_hex(raw: bytes) -> int:
     return int(raw, 16) - _BIAS
 
 
+# -- order-preserving shard-key encoding -----------------------------------------------
+# ``_ordered(a) < _ordered(b)`` (bytewise) exactly when ``a < b`` in Python, for values of
+# one key type, and no encoding is a proper prefix of another: so a sorted set of
+# ``_ordered(shard key) + suffix`` members answers shard-key ranges with ZRANGEBYLEX.
+
+
+class _Unordered(Exception):
+    """A value with no order-preserving encoding here (the caller walks everything)."""
+
+
+def _escaped(raw: bytes) -> bytes:
+    return raw.replace(b"\x00", b"\x00\xff") + b"\x00\x01"
+
+
+def _ordered_int(value: int) -> bytes:
+    magnitude = abs(value).to_bytes((abs(value).bit_length() + 7) // 8, "big")
+    if len(magnitude) > 0xFFFF:
+        raise _Unordered("integer too large for an ordered encoding")
+    if value >= 0:
+        return b"\x20\x01" + len(magnitude).to_bytes(2, "big") + magnitude
+    inverted = bytes(0xFF - byte for byte in magnitude)
+    return b"\x20\x00" + (0xFFFF - len(magnitude)).to_bytes(2, "big") + inverted
+
+
+def _ordered_decimal(value: decimal.Decimal) -> bytes:
+    if value.is_nan():
+        return b"\x21\x05"
+    if value.is_infinite():
+        return b"\x21\x00" if value < 0 else b"\x21\x04"
+    if value.is_zero():
+        return b"\x21\x02"
+    # value = 0.DIGITS x 10**(adjusted + 1): order by exponent, then by the digit string.
+    digits = "".join(map(str, value.normalize().as_tuple().digits)).encode()
+    exponent = value.adjusted() + 2**31
+    if value > 0:
+        return b"\x21\x03" + exponent.to_bytes(4, "big") + digits + b"\x00"
+    inverted = bytes(0xFF - byte for byte in digits)
+    return b"\x21\x01" + (2**32 - 1 - exponent).to_bytes(4, "big") + inverted + b"\xff"
+
+
+def _ordered(value: Any) -> bytes:
+    """The order-preserving, prefix-free encoding of a key value (tuples: concatenated)."""
+    if isinstance(value, bool):
+        raise _Unordered("bool is not a key type")
+    if isinstance(value, str):
+        return b"\x10" + _escaped(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, bytes):
+        return b"\x11" + _escaped(value)
+    if isinstance(value, int):
+        return _ordered_int(value)
+    if isinstance(value, decimal.Decimal):
+        return _ordered_decimal(value)
+    if isinstance(value, uuid.UUID):
+        return b"\x30" + value.bytes
+    if isinstance(value, dt.datetime):
+        micros = (_utc(value) - _EPOCH) // _MICRO
+        return b"\x41" + (micros + _BIAS).to_bytes(8, "big")
+    if isinstance(value, dt.date):
+        return b"\x40" + value.isoformat().encode()
+    if isinstance(value, tuple):
+        return b"".join(_ordered(part) for part in value)
+    raise _Unordered(f"no ordered encoding for {type(value).__name__}")
+
+
+_KEY_TYPE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
+    "str": lambda v: isinstance(v, str),
+    "bytes": lambda v: isinstance(v, bytes),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "decimal": lambda v: isinstance(v, decimal.Decimal),
+    "uuid": lambda v: isinstance(v, uuid.UUID),
+    "date": lambda v: isinstance(v, dt.date) and not isinstance(v, dt.datetime),
+    "datetime": lambda v: isinstance(v, dt.datetime),
+}
+
+
+def _ordered_bound(types: Sequence[str], value: Any) -> bytes:
+    """``_ordered(value)`` for a bound on a shard key of ``types``; _Unordered unless the
+    bound has exactly those types (Python may still compare e.g. an int with a Decimal,
+    but their encodings are not comparable)."""
+    parts = (value,) if len(types) == 1 else value
+    if len(types) > 1 and (not isinstance(value, tuple) or len(value) > len(types)):
+        raise _Unordered("bound does not match the composite shard key")
+    for kind, part in zip(types, parts, strict=False):
+        if not _KEY_TYPE_CHECKS.get(kind, lambda _: False)(part):
+            raise _Unordered(f"bound {part!r} is not a {kind}")
+    return _ordered(value)
+
+
 def _utc_filter(item: Filter) -> Filter:
     """A datetime filter with naive values taken as UTC, as stored values are."""
     value = item.value
@@ -326,6 +422,15 @@ def _set_path(base: Any, steps: Sequence[str], value: Any, path: str) -> Any:
     return root
 
 
+def _utc_key(value: Any) -> Any:
+    """A key value (or tuple) with naive datetimes taken as UTC, as stored ones are."""
+    if isinstance(value, dt.datetime):
+        return _utc(value)
+    if isinstance(value, tuple):
+        return tuple(_utc_key(part) for part in value)
+    return value
+
+
 def _safe_match(item: Filter, row: Row) -> bool:
     """``Filter.matches``; values Python cannot order (str vs int) do not match."""
     try:
@@ -335,33 +440,40 @@ def _safe_match(item: Filter, row: Row) -> bool:
 
 
 # -- Lua scripts ---------------------------------------------------------------------
-# KEYS[1] is the row hash, KEYS[2] its bucket's index: both in one slot (hash tag).
+# KEYS[1] is the row hash, KEYS[2] its bucket's token index, KEYS[3] its bucket's
+# shard-key index: all in one slot (hash tag). A token member is token hex .. ARGV[1]
+# (key hex); a shard-key member is ordered shard key .. ARGV[2] (key hex, its length).
 
 _PUT: Final = """
 local old = redis.call('HGET', KEYS[1], '_ps_token')
-if old and old ~= ARGV[2] then redis.call('ZREM', KEYS[2], old .. ARGV[1]) end
+if old and old ~= ARGV[3] then redis.call('ZREM', KEYS[2], old .. ARGV[1]) end
+local oldk = redis.call('HGET', KEYS[1], '_ps_k')
+if oldk and oldk ~= ARGV[4] then redis.call('ZREM', KEYS[3], oldk .. ARGV[2]) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-redis.call('ZADD', KEYS[2], 0, ARGV[2] .. ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[3] .. ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[4] .. ARGV[2])
 return 1
 """
 
 _DELETE: Final = """
-local old = redis.call('HGET', KEYS[1], '_ps_token')
-if not old then return 0 end
+local old = redis.call('HMGET', KEYS[1], '_ps_token', '_ps_k')
+if not old[1] then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], old .. ARGV[1])
+redis.call('ZREM', KEYS[2], old[1] .. ARGV[1])
+if old[2] then redis.call('ZREM', KEYS[3], old[2] .. ARGV[2]) end
 return 1
 """
 
 _CLEAN: Final = """
-if redis.call('HGET', KEYS[1], '_ps_token') ~= ARGV[2] then
-  redis.call('ZREM', KEYS[2], ARGV[2] .. ARGV[1])
+if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[3] then
+  redis.call('ZREM', KEYS[2], ARGV[1])
   return 1
 end
 return 0
 """
+"""Remove an index member (ARGV[1]) unless the row's field ARGV[2] still says ARGV[3]."""
 
 _INCREMENT: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -404,6 +516,9 @@ return 1
 """
 """Compare-and-set of some hash fields: -1 no row, 0 a checked field changed, 1 done."""
 
+_KEY_FIELD: Final = b"_ps_k"
+"""Hidden hash field: the row's ordered shard key, as listed in the shard-key index."""
+
 _SCRIPTS: Final = {
     "put": _PUT,
     "delete": _DELETE,
@@ -427,20 +542,36 @@ class _Layout:
     with_token: bool
     fields: tuple[FieldSpec, ...]
     names: tuple[bytes, ...]
+    shard_types: tuple[str, ...]
 
     def locate(self, key: Any) -> tuple[bytes, bytes, bytes]:
-        """(row key, index key, key hex) of a key."""
+        """(row key, token index key, key hex) of a key."""
         encoded = encode_key(key)
         bucket = zlib.crc32(encoded) % self.buckets if self.buckets > 1 else 0
         keyhex = encoded.hex().encode()
         tag = self.tags[bucket]
         return tag + b":r:" + keyhex, tag + b":idx", keyhex
 
+    def keys_of(self, key: Any) -> tuple[tuple[bytes, bytes, bytes], bytes, bytes]:
+        """The (row, token index, shard-key index) keys of a key; key hex; member suffix."""
+        row_key, index_key, keyhex = self.locate(key)
+        suffix = keyhex + b"%08x" % len(keyhex)
+        return (row_key, index_key, index_key[:-3] + b"kidx"), keyhex, suffix
+
     def row_key(self, bucket: int, keyhex: bytes) -> bytes:
         return self.tags[bucket] + b":r:" + keyhex
 
     def index_key(self, bucket: int) -> bytes:
         return self.tags[bucket] + b":idx"
+
+    def key_index_key(self, bucket: int) -> bytes:
+        return self.tags[bucket] + b":kidx"
+
+    def ordered_shard_key(self, row: Row) -> bytes:
+        try:
+            return _ordered(self.schema.shard_key_of(row))
+        except _Unordered as exc:
+            raise QueryError(f"{self.schema.name}: shard key has no ordered encoding: {exc}") from None
 
     def encode(self, row: Row) -> tuple[list[bytes], bytes]:
         """Flat field/value pairs (nulls omitted) and the token hex of a row."""
@@ -509,6 +640,23 @@ def _order_key(schema: EntitySchema, order: Sequence[Order]) -> Callable[[Row], 
         return tuple(parts)
 
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """A ZRANGEBYLEX range (``[x``/``(x``/``-``/``+``) of the token or shard-key index."""
+
+    low: bytes
+    high: bytes
+    by_key: bool = False
+
+
+def _parse_member(member: bytes, by_key: bool) -> tuple[bytes, bytes]:
+    """(key hex, what the row must still say) of an index member."""
+    if not by_key:
+        return member[_TOKEN_WIDTH:], member[:_TOKEN_WIDTH]
+    length = int(member[-8:], 16)
+    return member[-8 - length : -8], member[: -8 - length]
 
 
 @dataclass(slots=True)
@@ -655,6 +803,7 @@ class KeyValueAdapter(Adapter):
             with_token=with_token,
             fields=schema.fields,
             names=tuple(spec.name.encode() for spec in schema.fields),
+            shard_types=tuple(schema.field(name).type for name in schema.shard_key),
         )
 
     def _get_layout(self, schema: EntitySchema) -> _Layout:
@@ -683,7 +832,7 @@ class KeyValueAdapter(Adapter):
                 keys = [layout.row_key(bucket, member[_TOKEN_WIDTH:]) for member in members]
                 for start in range(0, len(keys), _CHUNK):
                     self.client.delete(*keys[start : start + _CHUNK])
-                self.client.delete(index)
+                self.client.delete(index, layout.key_index_key(bucket))
             self.client.hdel(self._meta_key, name)
         with self._lock:
             self._layouts.pop(schema.name, None)
@@ -724,9 +873,11 @@ class KeyValueAdapter(Adapter):
 
     # -- writes ----------------------------------------------------------------------
     def _put_call(self, layout: _Layout, row: Row, ttl_ms: int) -> tuple[str, Sequence[bytes], Sequence[Any]]:
-        row_key, index_key, keyhex = layout.locate(layout.schema.key_of(row))
+        keys, keyhex, suffix = layout.keys_of(layout.schema.key_of(row))
         pairs, tokenhex = layout.encode(row)
-        return "put", (row_key, index_key), (keyhex, tokenhex, str(ttl_ms).encode(), *pairs)
+        ordered = layout.ordered_shard_key(row)
+        args = (keyhex, suffix, tokenhex, ordered, str(ttl_ms).encode(), *pairs, _KEY_FIELD, ordered)
+        return "put", keys, args
 
     def put(self, schema: EntitySchema, row: Row) -> None:
         layout = self._get_layout(schema)
@@ -754,16 +905,16 @@ class KeyValueAdapter(Adapter):
 
     def delete(self, schema: EntitySchema, key: Any) -> bool:
         layout = self._get_layout(schema)
-        row_key, index_key, keyhex = layout.locate(key)
+        keys, keyhex, suffix = layout.keys_of(key)
         with translate_errors(self.store, self.shard, key):
-            return bool(self._script("delete", (row_key, index_key), (keyhex,)))
+            return bool(self._script("delete", keys, (keyhex, suffix)))
 
     def delete_many(self, schema: EntitySchema, keys: Sequence[Any]) -> int:
         layout = self._get_layout(schema)
         calls = []
         for key in dict.fromkeys(keys):
-            row_key, index_key, keyhex = layout.locate(key)
-            calls.append(("delete", (row_key, index_key), (keyhex,)))
+            row_keys, keyhex, suffix = layout.keys_of(key)
+            calls.append(("delete", row_keys, (keyhex, suffix)))
         if not calls:
             return 0
         with translate_errors(self.store, self.shard):
@@ -892,23 +1043,23 @@ class KeyValueAdapter(Adapter):
         args += deletes
         return args
 
-    # -- walking the index -----------------------------------------------------------
+    # -- walking the indexes ---------------------------------------------------------
     def _walk(
         self,
         layout: _Layout,
-        low: bytes,
-        high: bytes,
+        span: _Span,
         per_round: int,
         specs: Sequence[FieldSpec] | None = None,
     ) -> Iterator[list[Row]]:
-        """Rows whose index member is in [low, high), over all buckets, a round at a time.
+        """Rows listed in ``span`` of one of the indexes, over all buckets, a round at a time.
 
         Each round is two pipelined round trips: ZRANGEBYLEX on every unfinished bucket,
         then HGETALL (or HMGET of ``specs``) of the rows listed. Members whose row is
-        gone (expired) or carries another token are skipped and cleaned up.
+        gone (expired) or says otherwise (moved token or shard key) are skipped and
+        cleaned up.
         """
-        cursors = [_Cursor(bucket, b"[" + low) for bucket in range(layout.buckets)]
-        token_name = TOKEN_FIELD.encode()
+        cursors = [_Cursor(bucket, span.low) for bucket in range(layout.buckets)]
+        index_key = layout.key_index_key if span.by_key else layout.index_key
         while True:
             active = [cursor for cursor in cursors if not cursor.done]
             if not active:
@@ -916,7 +1067,7 @@ class KeyValueAdapter(Adapter):
             limit = max(1, -(-per_round // len(active)))
             pipe = self._pipeline()
             for cursor in active:
-                pipe.zrangebylex(layout.index_key(cursor.bucket), cursor.low, high, 0, limit)
+                pipe.zrangebylex(index_key(cursor.bucket), cursor.low, span.high, 0, limit)
             pages: list[list[bytes]] = pipe.execute()
             listed: list[tuple[int, bytes]] = []
             for cursor, members in zip(active, pages, strict=True):
@@ -926,31 +1077,31 @@ class KeyValueAdapter(Adapter):
                     cursor.low = b"(" + members[-1]
                 listed += [(cursor.bucket, member) for member in members]
             if listed:
-                yield self._fetch(layout, listed, specs, token_name)
+                yield self._fetch(layout, span.by_key, listed, specs)
 
     def _fetch(
         self,
         layout: _Layout,
+        by_key: bool,
         listed: list[tuple[int, bytes]],
         specs: Sequence[FieldSpec] | None,
-        token_name: bytes,
     ) -> list[Row]:
+        check = _KEY_FIELD if by_key else TOKEN_FIELD.encode()
+        parsed = [(bucket, member, *_parse_member(member, by_key)) for bucket, member in listed]
         pipe = self._pipeline()
-        for bucket, member in listed:
-            row_key = layout.row_key(bucket, member[_TOKEN_WIDTH:])
+        for bucket, _, keyhex, _ in parsed:
+            row_key = layout.row_key(bucket, keyhex)
             if specs is None:
                 pipe.hgetall(row_key)
             else:
-                pipe.hmget(row_key, [token_name, *(spec.name.encode() for spec in specs)])
+                pipe.hmget(row_key, [check, *(spec.name.encode() for spec in specs)])
         rows: list[Row] = []
         stale: list[tuple[str, Sequence[bytes], Sequence[Any]]] = []
-        for (bucket, member), raw in zip(listed, pipe.execute(), strict=True):
-            tokenhex = member[:_TOKEN_WIDTH]
-            found = raw.get(token_name) if isinstance(raw, dict) else raw[0]
-            if found != tokenhex:
-                keyhex = member[_TOKEN_WIDTH:]
-                keys = (layout.row_key(bucket, keyhex), layout.index_key(bucket))
-                stale.append(("clean", keys, (keyhex, tokenhex)))
+        for (bucket, member, keyhex, expected), raw in zip(parsed, pipe.execute(), strict=True):
+            found = raw.get(check) if isinstance(raw, dict) else raw[0]
+            if found != expected:
+                index = layout.key_index_key(bucket) if by_key else layout.index_key(bucket)
+                stale.append(("clean", (layout.row_key(bucket, keyhex), index), (member, check, expected)))
             elif specs is None:
                 rows.append(layout.decode(raw))
             else:
@@ -960,14 +1111,61 @@ class KeyValueAdapter(Adapter):
         return rows
 
     @staticmethod
-    def _token_bounds(tokens: TokenRange | None) -> tuple[bytes, bytes]:
-        """Lexicographic bounds of a token range: ``[low`` inclusive, ``(high`` exclusive."""
+    def _token_span(tokens: TokenRange | None) -> _Span:
+        """The token index members of a token range: ``[start`` .. ``(end``."""
         if tokens is None:
-            return b"", b"+"
+            return _Span(b"-", b"+")
         start = max(tokens.start, -_BIAS)
-        low = _token_hex(start) if start < _BIAS else b"g"  # "g" sorts after every hex digit
+        low = b"[" + _token_hex(start) if start < _BIAS else b"[g"  # "g" sorts after every hex digit
         high = b"(" + _token_hex(tokens.end) if tokens.end < _BIAS else b"+"
-        return low, high
+        return _Span(low, high)
+
+    @staticmethod
+    def _key_span(layout: _Layout, keys: KeyRange) -> _Span | None:
+        """The shard-key index members of ``lower <= k < upper``; None if the bounds'
+        types do not match the shard key (then everything is walked and filtered)."""
+        try:
+            low = b"-" if keys.lower is None else b"[" + _ordered_bound(layout.shard_types, keys.lower)
+            high = b"+" if keys.upper is None else b"(" + _ordered_bound(layout.shard_types, keys.upper)
+        except _Unordered:
+            return None
+        return _Span(low, high, by_key=True)
+
+    def _filter_span(self, layout: _Layout, filters: Sequence[Filter]) -> _Span | None:
+        """The shard-key index span that eq/lt/le/gt/ge filters on a one-field shard key
+        allow, or None (walk everything). Filters are still applied to every row."""
+        if len(layout.shard_types) != 1:
+            return None
+        name = layout.schema.shard_key[0]
+        lows: list[bytes] = []
+        highs: list[bytes] = []
+        for item in filters:
+            if item.field != name or item.op not in ("eq", "lt", "le", "gt", "ge"):
+                continue
+            try:
+                ordered = _ordered_bound(layout.shard_types, item.value)
+            except _Unordered:
+                continue
+            # Every member of value v lies in [ordered, ordered + 0xFF): suffixes are hex.
+            if item.op in ("eq", "ge"):
+                lows.append(ordered)
+            if item.op == "gt":
+                lows.append(ordered + b"\xff")
+            if item.op in ("eq", "le"):
+                highs.append(ordered + b"\xff")
+            if item.op == "lt":
+                highs.append(ordered)
+        if not lows and not highs:
+            return None
+        low = max(lows) if lows else None
+        high = min(highs) if highs else None
+        if low is not None and high is not None and low >= high:
+            return _Span(b"+", b"-", by_key=True)  # nothing can match
+        return _Span(
+            b"-" if low is None else b"[" + low,
+            b"+" if high is None else b"(" + high,
+            by_key=True,
+        )
 
     # -- queries ---------------------------------------------------------------------
     def _spec(self, schema: EntitySchema, name: str) -> FieldSpec:
@@ -1018,13 +1216,10 @@ class KeyValueAdapter(Adapter):
             self._order_spec(schema, item.field)
         if query.limit == 0:
             return []
-        low, high = self._token_bounds(None)
+        span = self._filter_span(layout, filters) or self._token_span(None)
         with translate_errors(self.store, self.shard):
             rows = [
-                row
-                for batch in self._walk(layout, low, high, _WALK_BATCH)
-                for row in batch
-                if self._matches(filters, row)
+                row for batch in self._walk(layout, span, _WALK_BATCH) for row in batch if self._matches(filters, row)
             ]
         order = _order_key(schema, query.order_by)
         try:
@@ -1039,14 +1234,23 @@ class KeyValueAdapter(Adapter):
         checked = self._filters(schema, filters)
         heads = dict.fromkeys(item.field.partition(".")[0] for item in checked)
         specs = [schema.field(name) for name in heads]
-        low, high = self._token_bounds(None)
+        span = self._filter_span(layout, checked) or self._token_span(None)
         with translate_errors(self.store, self.shard):
             return sum(
                 1
-                for batch in self._walk(layout, low, high, _WALK_BATCH, specs)
+                for batch in self._walk(layout, span, _WALK_BATCH, specs)
                 for row in batch
                 if self._matches(checked, row)
             )
+
+    @staticmethod
+    def _in_range(schema: EntitySchema, rows: list[Row], keys: KeyRange | None) -> list[Row]:
+        if keys is None:
+            return rows
+        try:
+            return [row for row in rows if schema.shard_key_of(row) in keys]
+        except TypeError as exc:
+            raise QueryError(f"{schema.name}: key range bounds do not compare with the shard key: {exc}") from None
 
     def scan(
         self,
@@ -1061,13 +1265,14 @@ class KeyValueAdapter(Adapter):
             raise QueryError(f"batch_size must be positive, not {batch_size}")
         if tokens is not None and not layout.with_token:
             raise QueryError(f"{schema.name}: a token range scan needs a hash-routed store")
-        low, high = self._token_bounds(tokens)
+        if keys is not None:
+            keys = KeyRange(_utc_key(keys.lower), _utc_key(keys.upper))
+        key_span = self._key_span(layout, keys) if keys is not None and tokens is None else None
+        span = key_span or self._token_span(tokens)
         pending: list[Row] = []
         with translate_errors(self.store, self.shard):
-            for batch in self._walk(layout, low, high, batch_size):
-                for row in batch:
-                    if keys is None or schema.shard_key_of(row) in keys:
-                        pending.append(row)
+            for batch in self._walk(layout, span, batch_size):
+                pending += self._in_range(schema, batch, keys)
                 while len(pending) >= batch_size:
                     yield pending[:batch_size]
                     pending = pending[batch_size:]

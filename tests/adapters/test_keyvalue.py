@@ -7,6 +7,8 @@ need no server.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import inspect
 import time
 import uuid
@@ -20,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.base import TOKEN_FIELD, Query
-from adapters.keyvalue import ERROR_MAP, KeyValueAdapter, _token_hex, parse_url, translate_errors
-from sharding.base import TokenRange
+from adapters.keyvalue import ERROR_MAP, KeyValueAdapter, _ordered, _token_hex, parse_url, translate_errors
+from sharding.base import KeyRange, TokenRange
 from sharding.keys import MAX_TOKEN, MIN_TOKEN, encode_key
 from tests.contract.backends.redis import redis_cluster_url, redis_urls
 from tests.servers import require
@@ -139,6 +141,41 @@ def test_token_hex_sorts_like_the_tokens(a: int, b: int) -> None:
     assert len(_token_hex(a)) == 16
 
 
+_KEY_VALUES = {
+    "str": st.text(),
+    "bytes": st.binary(),
+    "int": st.integers() | st.integers(-(2**200), 2**200),
+    "decimal": st.decimals(allow_nan=False),
+    "uuid": st.uuids(),
+    "date": st.dates(),
+    "datetime": st.datetimes(timezones=st.just(dt.UTC)),
+    "pair": st.tuples(st.text(max_size=3), st.integers(-3, 3)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_KEY_VALUES))
+def test_ordered_encoding_sorts_like_python_and_is_prefix_free(kind: str) -> None:
+    @settings(max_examples=300, deadline=None)
+    @given(_KEY_VALUES[kind], _KEY_VALUES[kind])
+    def check(a: Any, b: Any) -> None:
+        ea, eb = _ordered(a), _ordered(b)
+        assert (a < b) == (ea < eb)
+        assert (a == b) == (ea == eb)
+        if ea != eb:
+            assert not eb.startswith(ea)
+            assert not ea.startswith(eb)
+
+    check()
+
+
+def test_decimal_infinities_and_nan_have_places() -> None:
+    inf, nan = decimal.Decimal("Infinity"), decimal.Decimal("NaN")
+    values = [-inf, decimal.Decimal("-1e999"), decimal.Decimal(0), decimal.Decimal("1e999"), inf]
+    encoded = [_ordered(value) for value in values]
+    assert encoded == sorted(encoded)
+    assert _ordered(nan) > _ordered(inf)
+
+
 # -- on the servers --------------------------------------------------------------------
 
 MODES = [pytest.param("standalone", marks=pytest.mark.redis), pytest.param("cluster", marks=pytest.mark.redis)]
@@ -200,9 +237,13 @@ def test_layout_is_a_hash_per_row_beside_its_index_bucket(make: Factory) -> None
     assert row_key.startswith(b"{" + adapter.prefix.encode() + b"doc:")
     assert row_key.endswith(b":r:" + keyhex)
     assert _slot(adapter, row_key) == _slot(adapter, index_key)
+    ordered = b"\x10" + key.encode() + b"\x00\x01"
     stored = adapter.client.hgetall(row_key)
-    assert stored == {b"id": key.encode(), b"n": b"3", TOKEN_FIELD.encode(): _token_hex(7)}
+    assert stored == {b"id": key.encode(), b"n": b"3", TOKEN_FIELD.encode(): _token_hex(7), b"_ps_k": ordered}
     assert adapter.client.zrange(index_key, 0, -1) == [_token_hex(7) + keyhex]
+    key_index = index_key[:-3] + b"kidx"
+    assert _slot(adapter, key_index) == _slot(adapter, row_key)
+    assert adapter.client.zrange(key_index, 0, -1) == [ordered + keyhex + b"%08x" % len(keyhex)]
 
 
 @pytest.mark.redis
@@ -362,3 +403,96 @@ def test_update_refuses_keys_and_paths_into_scalars(make: Factory) -> None:
     with pytest.raises(QueryError, match="not an object"):
         adapter.update(DOC, "u", {"body.list.x": 1})
     assert adapter.get(DOC, "u") == _row("u", 1, body={"list": [1]})
+
+
+def _count_listed(adapter: KeyValueAdapter) -> list[int]:
+    """Record how many index members each fetch round reads."""
+    listed: list[int] = []
+    original = adapter._fetch
+
+    def fetch(layout: Any, by_key: bool, members: list[Any], specs: Any) -> Any:
+        listed.append(len(members))
+        return original(layout, by_key, members, specs)
+
+    adapter._fetch = fetch  # type: ignore[method-assign,assignment]
+    return listed
+
+
+class Reading(Entity, store="items", key=("sensor", "at"), shard_key="sensor"):
+    sensor: int
+    at: dt.datetime
+    value: float = 0.0
+
+
+READING = schema_of(Reading)
+
+
+def test_key_range_scans_read_the_shard_key_index(make: Factory) -> None:
+    adapter = make(READING)
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    sensors = [-(2**70), -5, -1, 0, 1, 7, 255, 256, 2**70]
+    rows = [
+        {"sensor": sensor, "at": base + dt.timedelta(minutes=m), "value": 1.0, TOKEN_FIELD: 0}
+        for sensor in sensors
+        for m in range(3)
+    ]
+    adapter.put_many(READING, rows)
+
+    def found(keys: KeyRange) -> list[int]:
+        return sorted(row["sensor"] for batch in adapter.scan(READING, keys=keys, batch_size=2) for row in batch)
+
+    assert found(KeyRange(-5, 7)) == [s for s in sensors if -5 <= s < 7 for _ in range(3)]
+    assert found(KeyRange(None, 0)) == [s for s in sensors if s < 0 for _ in range(3)]
+    assert found(KeyRange(256, None)) == [256] * 3 + [2**70] * 3
+    assert found(KeyRange(8, 9)) == []
+    assert found(KeyRange(decimal.Decimal("0.5"), 2)) == [1, 1, 1]  # other types: walked and filtered
+
+    listed = _count_listed(adapter)
+    assert found(KeyRange(0, 1)) == [0, 0, 0]
+    assert sum(listed) == 3  # only the range was read
+
+
+def test_range_filters_on_the_shard_key_walk_only_their_span(make: Factory) -> None:
+    adapter = make(READING)
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    adapter.put_many(READING, [{"sensor": s, "at": base, "value": float(s), TOKEN_FIELD: 0} for s in range(-50, 50)])
+    listed = _count_listed(adapter)
+    from adapters.base import Filter
+
+    def ids(*filters: Filter) -> list[int]:
+        return [row["sensor"] for row in adapter.find(READING, Query(filters))]
+
+    assert ids(Filter("sensor", "ge", 10), Filter("sensor", "lt", 13)) == [10, 11, 12]
+    assert ids(Filter("sensor", "eq", -7)) == [-7]
+    assert ids(Filter("sensor", "gt", 47)) == [48, 49]
+    assert ids(Filter("sensor", "le", -49), Filter("value", "lt", 0)) == [-50, -49]
+    assert ids(Filter("sensor", "gt", 5), Filter("sensor", "lt", 3)) == []
+    assert sum(listed) == 3 + 1 + 2 + 2
+    assert adapter.count(READING, [Filter("sensor", "ge", 40)]) == 10
+    assert len(ids(Filter("sensor", "ge", 2.5))) == 47  # a float bound: everything is walked
+
+
+class Account(Entity, store="items", key="id", shard_key="tenant"):
+    id: str
+    tenant: str
+
+
+ACCOUNT = schema_of(Account)
+
+
+def test_moving_a_shard_key_moves_its_index_member(make: Factory) -> None:
+    adapter = make(ACCOUNT)
+    adapter.put(ACCOUNT, {"id": "x", "tenant": "acme", TOKEN_FIELD: 1})
+    adapter.put(ACCOUNT, {"id": "x", "tenant": "zeta", TOKEN_FIELD: 1})
+
+    def ids(keys: KeyRange) -> list[str]:
+        return [row["id"] for batch in adapter.scan(ACCOUNT, keys=keys) for row in batch]
+
+    assert ids(KeyRange("a", "b")) == []
+    assert ids(KeyRange("z", None)) == ["x"]
+    layout = adapter._get_layout(ACCOUNT)
+    members = sum(adapter.client.zcard(layout.key_index_key(b)) for b in range(layout.buckets))
+    assert members == 1
+    assert adapter.delete(ACCOUNT, "x") is True
+    members = sum(adapter.client.zcard(layout.key_index_key(b)) for b in range(layout.buckets))
+    assert members == 0
