@@ -21,6 +21,7 @@ node's edges when it deletes the node.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,12 +30,14 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 
+from adapters._sql_core import Compiled, SqlHost, translate_errors
 from adapters._sql_json import jsonable
-from adapters.base import Direction, Relationship
+from adapters.base import Direction, Neighbor, Relationship, Row
 from sharding.keys import decode_key, encode_key
-from toolkit.errors import QueryError
+from toolkit.errors import NotFoundError, QueryError
+from toolkit.model import EntitySchema
 
-__all__ = ["EdgeTable"]
+__all__ = ["EdgeTable", "GraphCapability"]
 
 _CHUNK = 500
 
@@ -227,6 +230,129 @@ class EdgeTable:
             pairs.extend((bytes(here), bytes(there)) for here, there in connection.execute(stmt))
         pairs.sort(key=lambda pair: (rank[pair[0]], order(pair[1])))
         return pairs
+
+
+class GraphCapability(SqlHost):
+    """GRAPH for ``RelationalAdapter``: relate, unrelate, neighbors, traverse, shortest_path."""
+
+    def _attach_edges(self, edges: EdgeTable) -> EdgeTable:
+        """Use an existing edge table: from now on, deletes detach nodes too."""
+        self._detach = Compiled(edges.detach_statement(), self.engine.dialect)
+        self._edges = edges
+        return edges
+
+    def _graph(self, *schemas: EntitySchema) -> EdgeTable:
+        """The edge table, created on first use; ``schemas`` ensured (a target may be new here)."""
+        self._require_dialect("GRAPH", "the edge table's upsert")
+        for schema in schemas:
+            if self._table_name(schema) not in self._tables:
+                self.ensure(schema, with_token=True)
+        if self._edges is not None:
+            return self._edges
+        with self._lock:
+            edges: EdgeTable | None = self._edges  # another thread may have created it
+            if edges is None:
+                edges = EdgeTable(self._edge_name, self.schema)
+                with translate_errors(self.store, self.shard):
+                    edges.table.create(self.engine, checkfirst=True)
+                self._attach_edges(edges)
+            return edges
+
+    def _exists(self, connection: Connection, schema: EntitySchema, key: Any) -> bool:
+        tables = self._tableset(schema)
+        stmt = (
+            sa.select(sa.literal(1)).select_from(tables.table).where(tables.key_clause(key), tables.live(time.time()))
+        )
+        return connection.execute(stmt).first() is not None
+
+    def relate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> None:
+        edges = self._graph(schema, target)
+        with translate_errors(self.store, self.shard, relationship.source), self.engine.begin() as connection:
+            for end, key, what in ((schema, relationship.source, "source"), (target, relationship.target, "target")):
+                if not self._exists(connection, end, key):
+                    raise NotFoundError(
+                        f"cannot relate: the {what} {end.name} does not exist",
+                        store=self.store,
+                        shard=self.shard,
+                        key=key,
+                    )
+            edges.upsert(connection, relationship, schema.name, target.name)
+
+    def unrelate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> bool:
+        edges = self._graph(schema, target)
+        with translate_errors(self.store, self.shard, relationship.source), self.engine.begin() as connection:
+            return edges.remove(connection, relationship, schema.name, target.name)
+
+    def _rows_by_encoded_key(self, schema: EntitySchema, encoded: Iterable[bytes]) -> dict[bytes, Row]:
+        unique = list(dict.fromkeys(encoded))
+        rows = self.get_many(schema, [decode_key(item) for item in unique]) if unique else []
+        return {encode_key(schema.key_of(row)): row for row in rows}
+
+    def neighbors(
+        self,
+        schema: EntitySchema,
+        key: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        target: EntitySchema | None = None,
+    ) -> list[Neighbor]:
+        other = target or schema
+        edges = self._graph(schema, other)
+        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
+            found = edges.edges(connection, schema.name, key, type=type, direction=direction, other=other.name)
+        rows = self._rows_by_encoded_key(other, (encoded for encoded, _ in found))
+        result = [(decode_key(encoded), Neighbor(rows[encoded], rel)) for encoded, rel in found if encoded in rows]
+        result.sort(key=lambda item: (item[0], item[1].relationship.type, item[1].relationship.target != item[0]))
+        return [neighbor for _, neighbor in result]
+
+    def traverse(
+        self,
+        schema: EntitySchema,
+        key: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        depth: int = 1,
+    ) -> list[tuple[int, Row]]:
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise QueryError(f"depth must be a positive integer, not {depth!r}")
+        edges = self._graph(schema)
+        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
+            found = edges.reachable(connection, schema.name, key, type=type, direction=direction, depth=depth)
+        rows = self._rows_by_encoded_key(schema, (encoded for _, encoded in found))
+        result = [(distance, rows[encoded]) for distance, encoded in found if encoded in rows]
+        result.sort(key=lambda item: (item[0], schema.key_of(item[1])))
+        return result
+
+    def shortest_path(
+        self,
+        schema: EntitySchema,
+        source: Any,
+        target: Any,
+        *,
+        type: str | None = None,
+        direction: Direction = "out",
+        max_depth: int = 6,
+    ) -> list[Row] | None:
+        edges = self._graph(schema)
+        with translate_errors(self.store, self.shard, source), self.engine.connect() as connection:
+            if not (self._exists(connection, schema, source) and self._exists(connection, schema, target)):
+                return None
+            path = edges.path(
+                connection,
+                schema.name,
+                source,
+                target,
+                type=type,
+                direction=direction,
+                max_depth=max_depth,
+                order=decode_key,
+            )
+        if path is None:
+            return None
+        rows = self._rows_by_encoded_key(schema, path)
+        return [rows[encoded] for encoded in path] if all(encoded in rows for encoded in path) else None
 
 
 def _props(properties: Any) -> Mapping[str, Any]:

@@ -25,7 +25,8 @@ capabilities raise ``UnsupportedCapability`` there):
   statement, so an expired row is never seen. A plain put writes NULL (clearing an
   earlier expiry). Expired rows are purged by every ``put_ttl`` (one ``DELETE`` through
   a partial index on ``_ps_expires``, in the same transaction) and by ``purge_expired``.
-  ``_ps_expires`` is never returned in rows.
+  ``_ps_expires`` is never returned in rows, so a rebalance copy (scan -> put_many)
+  does not carry expiries over. Tables created before TTL get the column on ensure.
 * NESTED_FILTERS and PARTIAL_UPDATE: see ``adapters._sql_json`` (all in SQL, paths and
   values as parameters). Ordering by a dotted path raises QueryError.
 * ATOMIC_INCREMENT: ``UPDATE ... SET f = COALESCE(f, 0) + :amount ... RETURNING f``.
@@ -33,7 +34,13 @@ capabilities raise ``UnsupportedCapability`` there):
   clustering; served by the primary key or by ``ix_<table>_ps_shard``, which indexes
   (shard key, clustering...) when the shard key is not the key's prefix.
 * GRAPH: see ``adapters._sql_graph`` (an edge table, recursive SQL). Deleting a row
-  deletes its edges in the same transaction (once this adapter knows an edge table).
+  (delete, delete_many) deletes its edges in the same transaction, once this adapter
+  knows the edge table exists (checked on ensure, set by the first relate); dropping a
+  table deletes the edges of its entity. Expired rows are not returned as neighbours.
+
+Layout: this module holds the tables, the hot path and the queries; ``_sql_core`` the
+compiled statements and error translation; ``_sql_capabilities`` TTL, increment, update
+and partitions; ``_sql_graph`` and ``_sql_json`` the graph and JSON SQL.
 """
 
 from __future__ import annotations
@@ -44,9 +51,7 @@ import operator
 import re
 import threading
 import time
-import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -55,53 +60,21 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import (
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    NoSuchTableError,
-    OperationalError,
-    SQLAlchemyError,
-)
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.exc import DBAPIError
 
-from adapters._sql_graph import EdgeTable
-from adapters._sql_json import JsonChanges, json_filter
-from adapters.base import (
-    TOKEN_FIELD,
-    Adapter,
-    Capability,
-    Direction,
-    Filter,
-    Neighbor,
-    Query,
-    Relationship,
-    Row,
-    ShardInfo,
-)
+from adapters._sql_capabilities import RowCapabilities
+from adapters._sql_core import DRIVER_ERRORS, EXPIRES_FIELD, NOW, Compiled, TableSet, translate_errors
+from adapters._sql_graph import EdgeTable, GraphCapability
+from adapters._sql_json import json_filter
+from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
-from sharding.keys import decode_key, encode_key
-from toolkit.errors import (
-    ConfigError,
-    DuplicateKeyError,
-    NotFoundError,
-    QueryError,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-    UnsupportedCapability,
-)
+from sharding.keys import encode_key
+from toolkit.errors import ConfigError, QueryError, StoreError, UnsupportedCapability
 from toolkit.model import EntitySchema, FieldSpec
 
 __all__ = ["DRIVER_ERRORS", "EXPIRES_FIELD", "RelationalAdapter", "translate_errors"]
 
-EXPIRES_FIELD = "_ps_expires"
-"""The hidden column holding a row's expiry (epoch seconds), NULL if it never expires."""
-
-_NOW = "_ps_now"
-"""The bind parameter the compiled statements compare ``_ps_expires`` with."""
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -183,154 +156,7 @@ def _column_type(spec: FieldSpec, *, keyish: bool) -> sa.types.TypeEngine[Any]:
     return types[spec.type]
 
 
-_Processor = Callable[[Any], Any] | None
-
-
-class _Compiled:
-    """A statement compiled once and run on a raw DBAPI connection: the hot path.
-
-    SQLAlchemy re-enters its execution machinery (events, result metadata, context
-    objects) on every call, which costs more than SQLite itself for a point read.
-    Compiling once and applying SQLAlchemy's own bind and result processors keeps the
-    exact same types and SQL while skipping that per-call work.
-    """
-
-    __slots__ = ("binds", "columns", "converters", "dialect", "getter", "positional", "results", "sql")
-
-    def __init__(self, stmt: sa.ClauseElement, dialect: sa.Dialect, columns: Sequence[sa.Column[Any]] = ()) -> None:
-        compiled = typing.cast(SQLCompiler, stmt.compile(dialect=dialect))
-        self.sql = compiled.string
-        self.positional = bool(compiled.positional)
-        names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
-        self.binds: list[tuple[str, _Processor]] = [
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
-        ]
-        # Fast parameter building: pick all values in one C call, then convert only the
-        # few columns whose type has a bind processor.
-        self.getter = operator.itemgetter(*names) if names else None
-        self.converters = [(index, proc) for index, (_, proc) in enumerate(self.binds) if proc is not None]
-        self.dialect = dialect
-        self.columns = list(columns)
-        self.results: list[tuple[str, _Processor]] | None = None
-
-    def params(self, values: Mapping[str, Any]) -> Any:
-        if self.positional and self.getter is not None:
-            picked = self.getter(values)
-            if len(self.binds) == 1:
-                picked = (picked,)
-            if not self.converters:
-                return picked
-            converted = list(picked)
-            for index, proc in self.converters:
-                converted[index] = proc(converted[index])
-            return converted
-        return {name: values[name] if proc is None else proc(values[name]) for name, proc in self.binds}
-
-    def row(self, raw: Sequence[Any], description: Sequence[Any]) -> Row:
-        results = self.results
-        if results is None:
-            # Some processors depend on the driver's type code (psycopg numerics), which
-            # only the first result tells; it is the same for every later one.
-            results = self.results = [
-                (column.name, column.type.dialect_impl(self.dialect).result_processor(self.dialect, info[1]))
-                for column, info in zip(self.columns, description, strict=True)
-            ]
-        return {name: value if proc is None else proc(value) for (name, proc), value in zip(results, raw, strict=True)}
-
-
-@dataclass(frozen=True, slots=True)
-class _TableSet:
-    """A table and the statements reused for it."""
-
-    table: sa.Table
-    key_columns: tuple[sa.Column[Any], ...]
-    shard_columns: tuple[sa.Column[Any], ...]
-    data_columns: tuple[str, ...]
-    read_columns: tuple[sa.Column[Any], ...]
-    with_token: bool
-    get_stmt: sa.Select[Any]
-    delete_stmt: sa.Delete
-    upsert_stmt: Any
-    upsert_ttl_stmt: Any
-    fast_get: _Compiled
-    fast_delete: _Compiled
-    fast_upsert: _Compiled | None
-    fast_upsert_ttl: _Compiled | None
-    fast_purge: _Compiled
-
-    @property
-    def expires(self) -> sa.Column[Any]:
-        return self.table.c[EXPIRES_FIELD]
-
-    def live(self, now: float | None = None) -> sa.ColumnElement[bool]:
-        """Not expired at ``now`` (a literal parameter; default: the bound ``_ps_now``)."""
-        moment: Any = sa.bindparam(_NOW, type_=sa.Double()) if now is None else sa.literal(now, sa.Double())
-        return sa.or_(self.expires.is_(None), self.expires > moment)
-
-    def select(self) -> sa.Select[Any]:
-        return sa.select(*self.read_columns)
-
-    def key_clause(self, key: Any) -> sa.ColumnElement[bool]:
-        if len(self.key_columns) == 1:
-            clause: sa.ColumnElement[bool] = self.key_columns[0] == key
-            return clause
-        return sa.and_(*(column == part for column, part in zip(self.key_columns, key, strict=True)))
-
-    def keys_clause(self, keys: Sequence[Any]) -> sa.ColumnElement[bool]:
-        if len(self.key_columns) == 1:
-            return self.key_columns[0].in_(keys)
-        return sa.tuple_(*self.key_columns).in_([tuple(key) for key in keys])
-
-
-DRIVER_ERRORS: tuple[type[Exception], ...] = (
-    IntegrityError,
-    PoolTimeoutError,
-    OperationalError,
-    InterfaceError,
-    NoSuchTableError,
-    DBAPIError,
-    SQLAlchemyError,
-)
-"""Every SQLAlchemy exception class ``translate_errors`` maps (DBAPI errors arrive wrapped in them)."""
-
-
-@contextlib.contextmanager
-def translate_errors(store: str, shard: str, key: Any = None) -> Iterator[None]:
-    """Turn SQLAlchemy/DBAPI exceptions into the toolkit's hierarchy (see errors.py)."""
-    try:
-        yield
-    except IntegrityError as exc:
-        raise DuplicateKeyError(_first_line(exc), store=store, shard=shard, key=key) from exc
-    except PoolTimeoutError as exc:
-        raise StoreTimeout(
-            f"no connection free in time: {_first_line(exc)}", store=store, shard=shard, key=key
-        ) from exc
-    except (OperationalError, InterfaceError) as exc:
-        text = _first_line(exc)
-        lowered = text.lower()
-        if "locked" in lowered or "timeout" in lowered or "timed out" in lowered:
-            raise StoreTimeout(text, store=store, shard=shard, key=key) from exc
-        if exc.connection_invalidated or "connect" in lowered or "closed" in lowered or "unable to open" in lowered:
-            raise StoreUnavailable(text, store=store, shard=shard, key=key) from exc
-        raise StoreError(text, store=store, shard=shard, key=key, retryable=False) from exc
-    except NoSuchTableError as exc:
-        raise StoreError(f"no such table {exc}", store=store, shard=shard, key=key) from exc
-    except DBAPIError as exc:
-        raise StoreError(
-            _first_line(exc), store=store, shard=shard, key=key, retryable=bool(exc.connection_invalidated)
-        ) from exc
-    except SQLAlchemyError as exc:
-        raise StoreError(_first_line(exc), store=store, shard=shard, key=key) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    """The driver's message without the SQL and parameters SQLAlchemy appends."""
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return text[0] if text else type(inner).__name__
-
-
-class RelationalAdapter(Adapter):
+class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
     """One shard in one SQL database. See the module docstring."""
 
     capabilities: ClassVar[Capability] = (
@@ -350,12 +176,12 @@ class RelationalAdapter(Adapter):
         self.engine = self._create_engine()
         self.dialect = self.engine.dialect.name
         self._metadata = sa.MetaData()
-        self._tables: dict[str, _TableSet] = {}
+        self._tables: dict[str, TableSet] = {}
         self._lock = threading.Lock()
         self._edge_name = f"{self._prefix}_ps_edges"
         self._edges: EdgeTable | None = None
         """Set once an edge table exists: deletes then remove the node's edges too."""
-        self._detach: _Compiled | None = None
+        self._detach: Compiled | None = None
 
     def _create_engine(self) -> Engine:
         url, self.schema = _sqlalchemy_url(self.url)
@@ -441,18 +267,18 @@ class RelationalAdapter(Adapter):
                 if index.name and index.name.endswith("_ps_expires"):
                     index.create(connection, checkfirst=True)
 
-    def _statements(self, schema: EntitySchema, table: sa.Table, *, with_token: bool) -> _TableSet:
+    def _statements(self, schema: EntitySchema, table: sa.Table, *, with_token: bool) -> TableSet:
         key_columns = tuple(table.c[field] for field in schema.key)
         read_columns = tuple(column for column in table.columns if column.name != EXPIRES_FIELD)
         expires = table.c[EXPIRES_FIELD]
-        live = sa.or_(expires.is_(None), expires > sa.bindparam(_NOW, type_=sa.Double()))
+        live = sa.or_(expires.is_(None), expires > sa.bindparam(NOW, type_=sa.Double()))
         by_key = sa.and_(*(column == sa.bindparam(f"k_{column.name}") for column in key_columns))
         get_stmt = sa.select(*read_columns).where(by_key, live)
         delete_stmt = table.delete().where(by_key, live)
         upsert_stmt = self._upsert_statement(table, key_columns, with_expiry=False)
         upsert_ttl_stmt = self._upsert_statement(table, key_columns, with_expiry=True)
         dialect = self.engine.dialect
-        return _TableSet(
+        return TableSet(
             table=table,
             key_columns=key_columns,
             shard_columns=tuple(table.c[field] for field in schema.shard_key),
@@ -463,11 +289,11 @@ class RelationalAdapter(Adapter):
             delete_stmt=delete_stmt,
             upsert_stmt=upsert_stmt,
             upsert_ttl_stmt=upsert_ttl_stmt,
-            fast_get=_Compiled(get_stmt, dialect, list(read_columns)),
-            fast_delete=_Compiled(delete_stmt, dialect),
-            fast_upsert=_Compiled(upsert_stmt, dialect) if upsert_stmt is not None else None,
-            fast_upsert_ttl=_Compiled(upsert_ttl_stmt, dialect) if upsert_ttl_stmt is not None else None,
-            fast_purge=_Compiled(table.delete().where(expires <= sa.bindparam(_NOW, type_=sa.Double())), dialect),
+            fast_get=Compiled(get_stmt, dialect, list(read_columns)),
+            fast_delete=Compiled(delete_stmt, dialect),
+            fast_upsert=Compiled(upsert_stmt, dialect) if upsert_stmt is not None else None,
+            fast_upsert_ttl=Compiled(upsert_ttl_stmt, dialect) if upsert_ttl_stmt is not None else None,
+            fast_purge=Compiled(table.delete().where(expires <= sa.bindparam(NOW, type_=sa.Double())), dialect),
         )
 
     def _upsert_statement(self, table: sa.Table, key_columns: tuple[sa.Column[Any], ...], *, with_expiry: bool) -> Any:
@@ -490,7 +316,7 @@ class RelationalAdapter(Adapter):
             return my_insert.on_duplicate_key_update({c.name: my_insert.inserted[c.name] for c in non_key})
         return None  # generic fallback: delete + insert in one transaction
 
-    def _tableset(self, schema: EntitySchema) -> _TableSet:
+    def _tableset(self, schema: EntitySchema) -> TableSet:
         found = self._tables.get(self._table_name(schema))
         if found is None:
             raise StoreError(f"table for {schema.name!r} not ensured", store=self.store, shard=self.shard)
@@ -566,15 +392,15 @@ class RelationalAdapter(Adapter):
 
     # -- rows ------------------------------------------------------------------------
     @staticmethod
-    def _key_params(tables: _TableSet, key: Any) -> dict[str, Any]:
+    def _key_params(tables: TableSet, key: Any) -> dict[str, Any]:
         """Parameters of the compiled by-key statements: the key and the time expiry is checked at."""
         if len(tables.key_columns) == 1:
-            return {f"k_{tables.key_columns[0].name}": key, _NOW: time.time()}
+            return {f"k_{tables.key_columns[0].name}": key, NOW: time.time()}
         params = {f"k_{column.name}": part for column, part in zip(tables.key_columns, key, strict=True)}
-        params[_NOW] = time.time()
+        params[NOW] = time.time()
         return params
 
-    def _row_params(self, tables: _TableSet, row: Row) -> dict[str, Any]:
+    def _row_params(self, tables: TableSet, row: Row) -> dict[str, Any]:
         try:
             return {name: row[name] for name in tables.data_columns}
         except KeyError as exc:
@@ -607,7 +433,7 @@ class RelationalAdapter(Adapter):
             return len(set(map(operator.itemgetter(schema.key[0]), rows)))
         return len({schema.key_of(row) for row in rows})
 
-    def _upsert(self, connection: Connection, tables: _TableSet, params: list[dict[str, Any]]) -> None:
+    def _upsert(self, connection: Connection, tables: TableSet, params: list[dict[str, Any]]) -> None:
         if tables.upsert_stmt is not None:
             connection.execute(tables.upsert_stmt, params)
             return
@@ -664,19 +490,20 @@ class RelationalAdapter(Adapter):
         return deleted
 
     # -- queries ---------------------------------------------------------------------
-    def _column(self, schema: EntitySchema, tables: _TableSet, field: str) -> sa.Column[Any]:
+    def _column(self, schema: EntitySchema, tables: TableSet, field: str) -> sa.Column[Any]:
+        """The column a query orders by: a scalar field (not a JSON field or a path into one)."""
+        if "." in field and field.split(".", 1)[0] in schema.field_names:
+            raise QueryError(f"{schema.name}: ordering by a nested path ({field!r}) is not supported")
         if field not in schema.field_names:
             raise QueryError(f"{schema.name}: unknown field {field!r} (fields: {', '.join(schema.field_names)})")
         if schema.field(field).type == "json":
             raise QueryError(f"{schema.name}.{field}: is a nested (JSON) field; it cannot order a query")
         return tables.table.c[field]
 
-    def _where(
-        self, schema: EntitySchema, tables: _TableSet, filters: Sequence[Filter]
-    ) -> list[sa.ColumnElement[bool]]:
+    def _where(self, schema: EntitySchema, tables: TableSet, filters: Sequence[Filter]) -> list[sa.ColumnElement[bool]]:
         return [self._condition(schema, tables, item) for item in filters]
 
-    def _condition(self, schema: EntitySchema, tables: _TableSet, item: Filter) -> sa.ColumnElement[bool]:
+    def _condition(self, schema: EntitySchema, tables: TableSet, item: Filter) -> sa.ColumnElement[bool]:
         name, *steps = item.field.split(".")
         if name not in schema.field_names:
             raise QueryError(f"{schema.name}: unknown field {name!r} (fields: {', '.join(schema.field_names)})")
@@ -692,7 +519,7 @@ class RelationalAdapter(Adapter):
             raise QueryError(f"{schema.name}.{name}: 'contains' needs a JSON array field")
         return _scalar_condition(tables.table.c[name], item.op, item.value)
 
-    def _order(self, schema: EntitySchema, tables: _TableSet, query: Query) -> list[Any]:
+    def _order(self, schema: EntitySchema, tables: TableSet, query: Query) -> list[Any]:
         order: list[Any] = []
         seen: set[str] = set()
         for item in query.order_by:
@@ -761,256 +588,6 @@ class RelationalAdapter(Adapter):
             if len(batch) < batch_size:
                 return
             position = tuple(batch[-1][column.name] for column in order_columns)
-
-    # -- TTL -------------------------------------------------------------------------
-    def put_ttl(self, schema: EntitySchema, rows: Sequence[Row], ttl: float) -> int:
-        """Upsert rows expiring ``ttl`` seconds from now; purges expired rows of the table first."""
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
-            raise QueryError(f"ttl must be a positive number of seconds, not {ttl!r}")
-        if not rows:
-            return 0
-        tables = self._tableset(schema)
-        fast = tables.fast_upsert_ttl
-        if fast is None:
-            raise self._unsupported("TTL")
-        now = time.time()
-        expires = now + float(ttl)
-        params = [fast.params({**self._row_params(tables, row), EXPIRES_FIELD: expires}) for row in rows]
-        with self._raw(write=True) as cursor:
-            cursor.execute(tables.fast_purge.sql, tables.fast_purge.params({_NOW: now}))
-            cursor.executemany(fast.sql, params)
-        return len({schema.key_of(row) for row in rows})
-
-    def ttl(self, schema: EntitySchema, key: Any) -> float | None:
-        tables = self._tableset(schema)
-        now = time.time()
-        stmt = sa.select(tables.expires).where(tables.key_clause(key), tables.live(now))
-        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
-            found = connection.execute(stmt).first()
-        if found is None or found[0] is None:
-            return None
-        return max(0.0, float(found[0]) - now)
-
-    def purge_expired(self, schema: EntitySchema) -> int:
-        """Delete the rows of ``schema`` that have expired (they are already invisible); how many."""
-        tables = self._tableset(schema)
-        with self._raw(write=True) as cursor:
-            cursor.execute(tables.fast_purge.sql, tables.fast_purge.params({_NOW: time.time()}))
-            return int(cursor.rowcount)
-
-    # -- increment, partial update ---------------------------------------------------
-    def _changeable(self, schema: EntitySchema, name: str) -> FieldSpec:
-        if name not in schema.field_names:
-            raise QueryError(f"{schema.name}: unknown field {name!r} (fields: {', '.join(schema.field_names)})")
-        if name in schema.key or name in schema.shard_key:
-            raise QueryError(f"{schema.name}.{name} is part of the key or shard key; it cannot change")
-        return schema.field(name)
-
-    def increment(self, schema: EntitySchema, key: Any, field: str, amount: int | float) -> int | float:
-        spec = self._changeable(schema, field)
-        if spec.type not in ("int", "float"):
-            raise QueryError(f"{schema.name}.{field} is {spec.type}; increment needs int or float")
-        self._require_dialect("ATOMIC_INCREMENT", "RETURNING")
-        tables = self._tableset(schema)
-        column = tables.table.c[field]
-        stmt = (
-            tables.table.update()
-            .where(tables.key_clause(key), tables.live(time.time()))
-            .values({field: sa.func.coalesce(column, 0) + sa.bindparam("ps_amount", amount, type_=column.type)})
-            .returning(column)
-        )
-        with translate_errors(self.store, self.shard, key), self.engine.begin() as connection:
-            found = connection.execute(stmt).first()
-        if found is None:
-            raise NotFoundError(f"no {schema.name} to increment", store=self.store, shard=self.shard, key=key)
-        return float(found[0]) if spec.type == "float" else int(found[0])
-
-    def update(self, schema: EntitySchema, key: Any, changes: Mapping[str, Any]) -> bool:
-        """Set fields and JSON paths in one UPDATE (applied in order); False if no such row."""
-        tables = self._tableset(schema)
-        values: dict[str, Any] = {}
-        documents: dict[str, JsonChanges] = {}
-        for path, value in changes.items():
-            name, *steps = path.split(".")
-            spec = self._changeable(schema, name)
-            column = tables.table.c[name]
-            if spec.type == "json":
-                if steps:
-                    self._require_dialect("PARTIAL_UPDATE of JSON paths", "json_set/jsonb_set")
-                documents.setdefault(name, JsonChanges(column)).set(steps, value)
-            elif steps:
-                raise QueryError(f"{schema.name}.{name} is {spec.type}, not a nested field: {path!r}")
-            else:
-                values[name] = sa.bindparam(None, value, type_=column.type)
-        values.update({name: document.expression(self.dialect) for name, document in documents.items()})
-        live = tables.live(time.time())
-        with translate_errors(self.store, self.shard, key), self.engine.begin() as connection:
-            if not values:
-                stmt = sa.select(sa.literal(1)).select_from(tables.table).where(tables.key_clause(key), live)
-                return connection.execute(stmt).first() is not None
-            stmt_update = tables.table.update().where(tables.key_clause(key), live).values(values)
-            return bool(connection.execute(stmt_update).rowcount)
-
-    # -- partitions ------------------------------------------------------------------
-    def partition(
-        self,
-        schema: EntitySchema,
-        partition: Any,
-        *,
-        start: Any = None,
-        end: Any = None,
-        descending: bool = False,
-        limit: int | None = None,
-    ) -> list[Row]:
-        """One index range read: shard key = partition, ``start <= clustering < end``."""
-        tables = self._tableset(schema)
-        clustering = [column for column in tables.key_columns if column.name not in schema.shard_key]
-        if not clustering:
-            raise QueryError(f"{schema.name}: a partition read needs key fields beyond the shard key (clustering)")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise QueryError(f"limit must be a non-negative integer, not {limit!r}")
-        parts = (partition,) if len(tables.shard_columns) == 1 else tuple(partition)
-        where = [column == part for column, part in zip(tables.shard_columns, parts, strict=True)]
-        if start is not None:
-            where.append(clustering[0] >= start)
-        if end is not None:
-            where.append(clustering[0] < end)
-        stmt = tables.select().where(tables.live(time.time()), *where)
-        stmt = stmt.order_by(*(column.desc() if descending else column.asc() for column in clustering))
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        with translate_errors(self.store, self.shard, partition), self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(stmt).mappings()]
-
-    # -- graph -----------------------------------------------------------------------
-    def _attach_edges(self, edges: EdgeTable) -> EdgeTable:
-        """Use an existing edge table: from now on, deletes detach nodes too."""
-        self._detach = _Compiled(edges.detach_statement(), self.engine.dialect)
-        self._edges = edges
-        return edges
-
-    def _graph(self, *schemas: EntitySchema) -> EdgeTable:
-        """The edge table, created on first use; ``schemas`` ensured (a target may be new here)."""
-        self._require_dialect("GRAPH", "the edge table's upsert")
-        for schema in schemas:
-            if self._table_name(schema) not in self._tables:
-                self.ensure(schema, with_token=True)
-        if self._edges is not None:
-            return self._edges
-        with self._lock:
-            edges: EdgeTable | None = self._edges  # another thread may have created it
-            if edges is None:
-                edges = EdgeTable(self._edge_name, self.schema)
-                with translate_errors(self.store, self.shard):
-                    edges.table.create(self.engine, checkfirst=True)
-                self._attach_edges(edges)
-            return edges
-
-    def _exists(self, connection: Connection, schema: EntitySchema, key: Any) -> bool:
-        tables = self._tableset(schema)
-        stmt = (
-            sa.select(sa.literal(1)).select_from(tables.table).where(tables.key_clause(key), tables.live(time.time()))
-        )
-        return connection.execute(stmt).first() is not None
-
-    def relate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> None:
-        edges = self._graph(schema, target)
-        with translate_errors(self.store, self.shard, relationship.source), self.engine.begin() as connection:
-            for end, key, what in ((schema, relationship.source, "source"), (target, relationship.target, "target")):
-                if not self._exists(connection, end, key):
-                    raise NotFoundError(
-                        f"cannot relate: the {what} {end.name} does not exist",
-                        store=self.store,
-                        shard=self.shard,
-                        key=key,
-                    )
-            edges.upsert(connection, relationship, schema.name, target.name)
-
-    def unrelate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> bool:
-        edges = self._graph(schema, target)
-        with translate_errors(self.store, self.shard, relationship.source), self.engine.begin() as connection:
-            return edges.remove(connection, relationship, schema.name, target.name)
-
-    def _rows_by_encoded_key(self, schema: EntitySchema, encoded: Iterable[bytes]) -> dict[bytes, Row]:
-        unique = list(dict.fromkeys(encoded))
-        rows = self.get_many(schema, [decode_key(item) for item in unique]) if unique else []
-        return {encode_key(schema.key_of(row)): row for row in rows}
-
-    def neighbors(
-        self,
-        schema: EntitySchema,
-        key: Any,
-        *,
-        type: str | None = None,
-        direction: Direction = "out",
-        target: EntitySchema | None = None,
-    ) -> list[Neighbor]:
-        other = target or schema
-        edges = self._graph(schema, other)
-        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
-            found = edges.edges(connection, schema.name, key, type=type, direction=direction, other=other.name)
-        rows = self._rows_by_encoded_key(other, (encoded for encoded, _ in found))
-        result = [(decode_key(encoded), Neighbor(rows[encoded], rel)) for encoded, rel in found if encoded in rows]
-        result.sort(key=lambda item: (item[0], item[1].relationship.type, item[1].relationship.target != item[0]))
-        return [neighbor for _, neighbor in result]
-
-    def traverse(
-        self,
-        schema: EntitySchema,
-        key: Any,
-        *,
-        type: str | None = None,
-        direction: Direction = "out",
-        depth: int = 1,
-    ) -> list[tuple[int, Row]]:
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise QueryError(f"depth must be a positive integer, not {depth!r}")
-        edges = self._graph(schema)
-        with translate_errors(self.store, self.shard, key), self.engine.connect() as connection:
-            found = edges.reachable(connection, schema.name, key, type=type, direction=direction, depth=depth)
-        rows = self._rows_by_encoded_key(schema, (encoded for _, encoded in found))
-        result = [(distance, rows[encoded]) for distance, encoded in found if encoded in rows]
-        result.sort(key=lambda item: (item[0], schema.key_of(item[1])))
-        return result
-
-    def shortest_path(
-        self,
-        schema: EntitySchema,
-        source: Any,
-        target: Any,
-        *,
-        type: str | None = None,
-        direction: Direction = "out",
-        max_depth: int = 6,
-    ) -> list[Row] | None:
-        edges = self._graph(schema)
-        with translate_errors(self.store, self.shard, source), self.engine.connect() as connection:
-            if not (self._exists(connection, schema, source) and self._exists(connection, schema, target)):
-                return None
-            path = edges.path(
-                connection,
-                schema.name,
-                source,
-                target,
-                type=type,
-                direction=direction,
-                max_depth=max_depth,
-                order=decode_key,
-            )
-        if path is None:
-            return None
-        rows = self._rows_by_encoded_key(schema, path)
-        return [rows[encoded] for encoded in path] if all(encoded in rows for encoded in path) else None
-
-    # -- dialect limits --------------------------------------------------------------
-    def _require_dialect(self, capability: str, needs: str) -> None:
-        if self.dialect not in ("sqlite", "postgresql"):
-            raise self._unsupported(f"{capability} (needs {needs})")
-
-    def _unsupported(self, what: str) -> UnsupportedCapability:
-        return UnsupportedCapability(
-            f"{what} is implemented for SQLite and PostgreSQL, not {self.dialect}", store=self.store, shard=self.shard
-        )
 
 
 def _scalar_condition(column: sa.Column[Any], op: str, value: Any) -> sa.ColumnElement[bool]:

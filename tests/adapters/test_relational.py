@@ -25,7 +25,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from adapters.base import TOKEN_FIELD, Filter, Query, Relationship, Row
+from adapters.base import TOKEN_FIELD, Filter, Order, Query, Relationship, Row
 from adapters.relational import DRIVER_ERRORS, EXPIRES_FIELD, RelationalAdapter, translate_errors
 from sharding.keys import token
 from tests.servers import postgres_urls
@@ -224,6 +224,8 @@ def test_nested_paths_refuse_what_has_no_meaning(adapter: RelationalAdapter) -> 
         adapter.find(DOC, Query((Filter("doc.k", "lt", [1]),)))
     with pytest.raises(QueryError, match="unknown field"):
         adapter.find(DOC, Query((Filter(EXPIRES_FIELD, "eq", None),)))
+    with pytest.raises(QueryError, match="nested path"):
+        adapter.find(DOC, Query(order_by=(Order("doc.k"),)))
 
 
 # -- partial updates ------------------------------------------------------------------------
@@ -289,7 +291,8 @@ def _stored(adapter: RelationalAdapter, schema: EntitySchema) -> int:
 
 def test_expiry_is_hidden_everywhere_and_purged(adapter: RelationalAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = _Clock()
-    monkeypatch.setattr("adapters.relational.time", clock)
+    for module in ("adapters.relational", "adapters._sql_capabilities", "adapters._sql_graph"):
+        monkeypatch.setattr(f"{module}.time", clock)
     assert adapter.put_ttl(DOC, [_row(DOC, id="t", n=1), _row(DOC, id="t", n=2), _row(DOC, id="s", n=3)], 10) == 2
     adapter.put(DOC, _row(DOC, id="p", n=4))
     row = adapter.get(DOC, "t")
