@@ -1,24 +1,42 @@
 """Where the test servers are, and a clear failure when one is not there.
 
-Defaults come from stack/endpoints.toml (the stack's single source of truth); each can
-be overridden with POLYSTORE_<SERVICE>_URL. An unreachable server FAILS the test with
-the stack log to read: a backend that is silently skipped is a backend that is not
-tested. To run without servers, deselect them: ``pytest -m "not servers"``.
+Defaults come from stack/endpoints.toml (the stack's single source of truth); each
+service can be overridden with its environment variable (comma-separated for several
+URLs). An unreachable server FAILS the test, naming the stack log to read, in CI and
+locally alike: a backend that is silently skipped is a backend that is not tested. To
+run without servers, deselect them: ``pytest -m "not servers"``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STACK_DIR = Path(os.environ.get("POLYSTORE_STACK_DIR", ROOT / ".stack"))
+STACK_DIR = Path(os.environ.get("POLYSTORE_STACK_DIR") or ROOT / ".stack")
+
+T = TypeVar("T")
+
+# service -> (env override, (section, field) in endpoints.toml)
+SERVICES: dict[str, tuple[str, tuple[str, str]]] = {
+    "postgres": ("POLYSTORE_POSTGRES_URL", ("postgres", "shards")),
+    "postgres-catalog": ("POLYSTORE_POSTGRES_CATALOG_URL", ("postgres", "catalog")),
+    "redis": ("POLYSTORE_REDIS_URL", ("redis", "shards")),
+    "redis-cluster": ("POLYSTORE_REDIS_CLUSTER_URL", ("redis", "cluster")),
+    "cassandra": ("POLYSTORE_CASSANDRA_URL", ("cassandra", "contact_points")),
+    "neo4j": ("POLYSTORE_NEO4J_URL", ("neo4j", "shards")),
+    "mongo": ("POLYSTORE_MONGO_URL", ("mongo", "shards")),
+}
+
+# The log that explains a server that does not answer: .stack/logs/<service>.log
+LOG_NAMES = {"postgres-catalog": "postgres"}
 
 
 @cache
@@ -27,13 +45,36 @@ def endpoints() -> dict[str, Any]:
         return tomllib.load(handle)
 
 
-def postgres_urls() -> tuple[str, list[str]]:
-    """(catalog URL, shard URLs) of the stack's PostgreSQL, or the override's database."""
-    override = os.environ.get("POLYSTORE_POSTGRES_URL")
+def endpoint(service: str) -> list[str]:
+    """URLs of ``service`` (see SERVICES): the env override first, else endpoints.toml."""
+    env, (section, key) = SERVICES[service]
+    override = os.environ.get(env, "").strip()
     if override:
-        return override, [override, override]
-    section = endpoints()["postgres"]
-    return section["catalog"], list(section["shards"])
+        return [url.strip() for url in override.split(",") if url.strip()]
+    value = endpoints()[section][key]
+    urls = [value] if isinstance(value, str) else list(value)
+    if service == "cassandra":
+        urls = [url if "://" in url else f"cassandra://{url}" for url in urls]
+    return urls
+
+
+def postgres_urls() -> tuple[str, list[str]]:
+    """(catalog URL, shard URLs) of the stack's PostgreSQL."""
+    return endpoint("postgres-catalog")[0], endpoint("postgres")
+
+
+def log_file(service: str) -> Path:
+    return STACK_DIR / "logs" / f"{LOG_NAMES.get(service, service)}.log"
+
+
+def unreachable(service: str, exc: BaseException) -> None:
+    """Fail the test with the log to read; never returns."""
+    pytest.fail(
+        f"the {service} server is not reachable ({type(exc).__name__}: {exc}). "
+        f"Start it with `stack/stack up {LOG_NAMES.get(service, service)}`; its log is {log_file(service)}. "
+        'To run without servers: pytest -m "not servers".',
+        pytrace=False,
+    )
 
 
 def require(service: str, probe: Callable[[], object]) -> None:
@@ -41,10 +82,21 @@ def require(service: str, probe: Callable[[], object]) -> None:
     try:
         probe()
     except Exception as exc:  # any driver error means the same thing here
-        log = STACK_DIR / "logs" / f"{service}.log"
-        pytest.fail(
-            f"the {service} server is not reachable ({type(exc).__name__}: {exc}). "
-            f"Start it with `stack/stack up {service}`; its log is {log}. "
-            'To run without servers: pytest -m "not servers".',
-            pytrace=False,
-        )
+        unreachable(service, exc)
+
+
+def connect(service: str, factory: Callable[[], T]) -> T:
+    """Run ``factory`` (which connects and checks) and return what it built, or fail."""
+    try:
+        return factory()
+    except Exception as exc:
+        unreachable(service, exc)
+        raise  # unreachable() never returns
+
+
+def need(module: str) -> Any:
+    """Import a driver; a missing one is an install error, reported as such."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pytest.fail(f"{module} is not installed: pip install -e '.[all,dev]' ({exc})", pytrace=False)

@@ -158,16 +158,12 @@ def test_injection_looking_keys_and_values_are_literal(backend: Backend, text: s
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    key=st.text(
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
-    ),
+    key=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40),
     value=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80),
     blob=st.binary(max_size=64),
 )
 def test_arbitrary_unicode_and_bytes_roundtrip(backend: Backend, key: str, value: str, blob: bytes) -> None:
-    items = (
-        backend.toolkit().repository(Item) if not backend.toolkits else backend.toolkits[0].repository(Item)
-    )
+    items = backend.toolkit().repository(Item) if not backend.toolkits else backend.toolkits[0].repository(Item)
     items.put(Item(id=key, name=value, blob=blob, doc={"v": value}))
     got = items.get(key)
     assert got == Item(id=key, name=value, blob=blob, doc={"v": value})

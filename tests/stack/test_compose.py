@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import ROOT, connect, endpoints, need
+from tests.servers import ROOT, connect, endpoints, need
 
 KIND_OF_IMAGE = {
     "postgres": "relational",

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import connect, endpoint, need
+from tests.servers import connect, endpoint, need
 
 pytestmark = pytest.mark.servers
 

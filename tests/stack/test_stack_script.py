@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from .conftest import ROOT, connect
+from tests.servers import ROOT, connect
 
 SCRIPT = ROOT / "stack" / "stack"
 
