@@ -41,10 +41,11 @@ Why this shape:
   datetime, bytes, tuples of them). A row's ordered shard key is also kept in its
   hash (``_ps_k``) so that writes can move its member.
 * Redis has no secondary indexes without modules, so ``find`` and ``count`` filter,
-  sort and limit in Python with ``Filter.matches`` semantics over the rows they walk:
-  the shard-key index span their eq/lt/le/gt/ge filters on a one-field shard key
-  allow, otherwise every row of the entity (all buckets at once, pipelined, in
-  batches): honest, linear in what is walked. ``count`` fetches only the fields its
+  sort and limit in Python with ``Filter.matches`` semantics over the rows they read:
+  the rows an eq/in filter on the key names (by key), else the shard-key index span
+  their eq/lt/le/gt/ge filters on a one-field shard key allow, otherwise every row
+  of the entity (all buckets at once, pipelined, in batches): honest, linear in what
+  is read. ``count`` fetches only the fields its
   filters name. Because filtering is the reference code itself, dotted
   paths into json fields and ``contains`` come for free (NESTED_FILTERS); values that
   Python cannot compare (a string against a number) do not match.
@@ -930,14 +931,17 @@ class KeyValueAdapter(Adapter):
 
     def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
         layout = self._get_layout(schema)
+        with translate_errors(self.store, self.shard):
+            return self._rows_by_key(layout, keys)
+
+    def _rows_by_key(self, layout: _Layout, keys: Sequence[Any]) -> list[Row]:
         row_keys = [layout.locate(key)[0] for key in dict.fromkeys(keys)]
         rows: list[Row] = []
-        with translate_errors(self.store, self.shard):
-            for start in range(0, len(row_keys), _CHUNK):
-                pipe = self._pipeline()
-                for row_key in row_keys[start : start + _CHUNK]:
-                    pipe.hgetall(row_key)
-                rows.extend(layout.decode(raw) for raw in pipe.execute() if raw)
+        for start in range(0, len(row_keys), _CHUNK):
+            pipe = self._pipeline()
+            for row_key in row_keys[start : start + _CHUNK]:
+                pipe.hgetall(row_key)
+            rows.extend(layout.decode(raw) for raw in pipe.execute() if raw)
         return rows
 
     def ttl(self, schema: EntitySchema, key: Any) -> float | None:
@@ -1131,6 +1135,34 @@ class KeyValueAdapter(Adapter):
             return None
         return _Span(low, high, by_key=True)
 
+    def _candidates(
+        self, layout: _Layout, filters: Sequence[Filter], specs: Sequence[FieldSpec] | None = None
+    ) -> Iterator[Row]:
+        """The rows ``filters`` may match, read the cheapest way: by key for eq/in on a
+        one-field key, else the shard-key index span, else every row."""
+        keys = self._key_lookup(layout.schema, filters)
+        if keys is not None:
+            yield from self._rows_by_key(layout, keys)
+            return
+        span = self._filter_span(layout, filters) or self._token_span(None)
+        for batch in self._walk(layout, span, _WALK_BATCH, specs):
+            yield from batch
+
+    @staticmethod
+    def _key_lookup(schema: EntitySchema, filters: Sequence[Filter]) -> list[Any] | None:
+        """The keys an eq/in filter on a one-field key names (None: no such filter)."""
+        if len(schema.key) != 1:
+            return None
+        name = schema.key[0]
+        check = _KEY_TYPE_CHECKS[schema.field(name).type]
+        for item in filters:
+            if item.field == name and item.op in ("eq", "in"):
+                values = [item.value] if item.op == "eq" else list(item.value)
+                values = [value for value in values if value is not None]  # keys are never null
+                if all(check(value) for value in values):
+                    return values
+        return None
+
     def _filter_span(self, layout: _Layout, filters: Sequence[Filter]) -> _Span | None:
         """The shard-key index span that eq/lt/le/gt/ge filters on a one-field shard key
         allow, or None (walk everything). Filters are still applied to every row."""
@@ -1216,11 +1248,8 @@ class KeyValueAdapter(Adapter):
             self._order_spec(schema, item.field)
         if query.limit == 0:
             return []
-        span = self._filter_span(layout, filters) or self._token_span(None)
         with translate_errors(self.store, self.shard):
-            rows = [
-                row for batch in self._walk(layout, span, _WALK_BATCH) for row in batch if self._matches(filters, row)
-            ]
+            rows = [row for row in self._candidates(layout, filters) if self._matches(filters, row)]
         order = _order_key(schema, query.order_by)
         try:
             if query.limit is not None and query.limit < len(rows):
@@ -1234,14 +1263,8 @@ class KeyValueAdapter(Adapter):
         checked = self._filters(schema, filters)
         heads = dict.fromkeys(item.field.partition(".")[0] for item in checked)
         specs = [schema.field(name) for name in heads]
-        span = self._filter_span(layout, checked) or self._token_span(None)
         with translate_errors(self.store, self.shard):
-            return sum(
-                1
-                for batch in self._walk(layout, span, _WALK_BATCH, specs)
-                for row in batch
-                if self._matches(checked, row)
-            )
+            return sum(1 for row in self._candidates(layout, checked, specs) if self._matches(checked, row))
 
     @staticmethod
     def _in_range(schema: EntitySchema, rows: list[Row], keys: KeyRange | None) -> list[Row]:

@@ -496,3 +496,18 @@ def test_moving_a_shard_key_moves_its_index_member(make: Factory) -> None:
     assert adapter.delete(ACCOUNT, "x") is True
     members = sum(adapter.client.zcard(layout.key_index_key(b)) for b in range(layout.buckets))
     assert members == 0
+
+
+def test_eq_and_in_on_the_key_read_rows_by_key(make: Factory) -> None:
+    from adapters.base import Filter
+
+    adapter = make()
+    adapter.put_many(DOC, [_row(f"k{i}", i, n=i) for i in range(30)])
+    listed = _count_listed(adapter)
+    found = adapter.find(DOC, Query((Filter("id", "in", ["k3", "k1", "nope", None]), Filter("n", "lt", 3))))
+    assert [row["id"] for row in found] == ["k1"]
+    assert adapter.count(DOC, [Filter("id", "eq", "k7")]) == 1
+    assert adapter.count(DOC, [Filter("id", "in", [])]) == 0
+    assert listed == []  # no index was walked
+    assert adapter.count(DOC, [Filter("id", "eq", 7)]) == 0  # wrong type: walked, matches nothing
+    assert sum(listed) == 30
