@@ -1,5 +1,5 @@
 """The key-value adapter: redis-py over standalone Redis (``redis://``, ``rediss://``)
-and Redis Cluster (``redis-cluster://host:port[,host:port...]``).
+and Redis Cluster (``redis-cluster://[user:pass@]host:port[,host:port...][?ssl=true]``).
 
 Layout (``NS`` is the store option ``namespace`` followed by the URL's ``?prefix=``,
 which lets several logical shards share one server or cluster; ``E`` is the entity's
@@ -446,10 +446,9 @@ def _safe_match(item: Filter, row: Row) -> bool:
 # (key hex); a shard-key member is ordered shard key .. ARGV[2] (key hex, its length).
 
 _PUT: Final = """
-local old = redis.call('HGET', KEYS[1], '_ps_token')
-if old and old ~= ARGV[3] then redis.call('ZREM', KEYS[2], old .. ARGV[1]) end
-local oldk = redis.call('HGET', KEYS[1], '_ps_k')
-if oldk and oldk ~= ARGV[4] then redis.call('ZREM', KEYS[3], oldk .. ARGV[2]) end
+local old = redis.call('HMGET', KEYS[1], '_ps_token', '_ps_k')
+if old[1] and old[1] ~= ARGV[3] then redis.call('ZREM', KEYS[2], old[1] .. ARGV[1]) end
+if old[2] and old[2] ~= ARGV[4] then redis.call('ZREM', KEYS[3], old[2] .. ARGV[2]) end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
@@ -703,6 +702,8 @@ class KeyValueAdapter(Adapter):
             common["max_connections"] = int(self.options["pool_size"])
         if self.target.cluster:
             nodes = [ClusterNode(host, port) for host, port in self.target.nodes]  # type: ignore[no-untyped-call]
+            if self.target.params.get("ssl", "").lower() in ("1", "true", "yes"):
+                common["ssl"] = True
             return RedisCluster(
                 startup_nodes=nodes,
                 username=self.target.username,
