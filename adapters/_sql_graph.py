@@ -10,7 +10,8 @@ edges and the cleanup when a node is deleted.
 * ``neighbors`` reads the edges through one index and the rows through ``get_many``.
 * ``traverse`` is one ``WITH RECURSIVE`` query: (node, distance) pairs joined level by
   level, ``UNION`` removing repeats, bounded by the depth, so cycles terminate; the
-  minimal distance per node is kept.
+  minimal distance per node is kept. Each step is an index lookup per node (a LATERAL
+  subquery on PostgreSQL, so a fresh table without statistics is no slower).
 * ``shortest_path`` is a breadth-first search with one SQL query per level, remembering
   each node's first parent (frontier visited in key order, so the answer is stable).
 
@@ -170,21 +171,42 @@ class EdgeTable:
     ) -> list[tuple[int, bytes]]:
         """(minimal distance, encoded key) of nodes 1..depth edges away; one recursive query."""
         start = encode_key(key)
-        step = self._steps(entity, type, direction)
         walk = sa.select(
             sa.literal(start, type_=sa.LargeBinary()).label("node"), sa.literal(0, type_=sa.Integer()).label("distance")
         ).cte("walk", recursive=True)
-        walk = walk.union(
-            sa.select(step.c.there, walk.c.distance + 1)
-            .select_from(walk.join(step, step.c.here == walk.c.node))
-            .where(walk.c.distance < depth)
-        )
+        there, source = self._step_from(walk, connection.dialect.name, entity, type, direction)
+        walk = walk.union(sa.select(there, walk.c.distance + 1).select_from(source).where(walk.c.distance < depth))
         stmt = (
             sa.select(walk.c.node, sa.func.min(walk.c.distance))
             .where(walk.c.node != sa.literal(start, type_=sa.LargeBinary()))
             .group_by(walk.c.node)
         )
         return [(int(distance), bytes(node)) for node, distance in connection.execute(stmt)]
+
+    def _step_from(
+        self, walk: sa.CTE, dialect: str, entity: str, type: str | None, direction: Direction
+    ) -> tuple[Any, sa.FromClause]:
+        """(next node column, FROM clause) of one step from the walk, as an index lookup per node.
+
+        PostgreSQL: a LATERAL subquery, so the plan is a nested loop over the walk with
+        index scans, even on a new edge table without statistics (a plain join then
+        risks scanning every edge for every node). SQLite pushes the join condition
+        into each branch of the step subquery by itself.
+        """
+        if dialect != "postgresql":
+            step = self._steps(entity, type, direction)
+            return step.c.there, walk.join(step, step.c.here == walk.c.node)
+        columns = self.table.c
+        common = [columns.source_entity == entity, columns.target_entity == entity]
+        if type is not None:
+            common.append(columns.type == type)
+        out = sa.select(columns.target_key.label("there")).where(*common, columns.source_key == walk.c.node)
+        back = sa.select(columns.source_key.label("there")).where(*common, columns.target_key == walk.c.node)
+        # OFFSET 0 keeps PostgreSQL from flattening a single-branch subquery back into a join.
+        out, back = out.offset(0), back.offset(0)
+        chosen: Any = out if direction == "out" else back if direction == "in" else sa.union_all(out, back)
+        lateral = chosen.lateral("step")
+        return lateral.c.there, walk.join(lateral, sa.true())
 
     def path(
         self,
