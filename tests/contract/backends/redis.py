@@ -8,31 +8,24 @@ all masters by hash tags. Every test writes under a fresh namespace.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
 
 from tests.contract.backends import ContractBackend
-from tests.servers import endpoints, require
+from tests.servers import endpoint, require
 from toolkit import Toolkit
 
 
 def redis_urls() -> list[str]:
-    """The standalone instances (``POLYSTORE_REDIS_URL`` overrides: one instance, two dbs)."""
-    override = os.environ.get("POLYSTORE_REDIS_URL")
-    if override:
-        return [override]
-    return list(endpoints()["redis"]["shards"])
+    """The standalone instances (``POLYSTORE_REDIS_URL``, comma-separated, overrides)."""
+    return endpoint("redis")
 
 
 def redis_cluster_url() -> str:
     """A ``redis-cluster://`` URL naming every node of the stack's cluster."""
-    override = os.environ.get("POLYSTORE_REDIS_CLUSTER_URL")
-    if override:
-        return override.replace("redis://", "redis-cluster://", 1)
-    hosts = ",".join(url.split("://", 1)[1].rstrip("/") for url in endpoints()["redis"]["cluster"])
+    hosts = ",".join(url.split("://", 1)[-1].rstrip("/") for url in endpoint("redis-cluster"))
     return f"redis-cluster://{hosts}"
 
 
