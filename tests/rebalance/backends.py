@@ -117,3 +117,47 @@ class Mongo(Layout):
                         client[database].drop_collection(name)
         finally:
             client.close()
+
+
+class Redis(Layout):
+    name = "redis"
+    kind = "keyvalue"
+
+    def connect(self) -> None:
+        from tests.contract.backends.redis import redis_urls
+
+        self.urls = redis_urls()
+
+        def probe() -> None:
+            import redis
+
+            for url in self.urls:
+                client = redis.Redis.from_url(url, socket_connect_timeout=3)
+                try:
+                    client.ping()
+                finally:
+                    client.close()
+
+        require("redis", probe)
+
+    def url(self, shard: str) -> str:
+        index = int(shard.lstrip("abcdefghijklmnopqrstuvwxyz") or 0)
+        base = self.urls[index % len(self.urls)].rsplit("/", 1)[0]
+        return f"{base}/{index // len(self.urls) + 1}"
+
+    def options(self) -> str:
+        return f'namespace = "{self.prefix}"'
+
+    def cleanup(self) -> None:
+        import redis
+
+        for url in self.urls:
+            base = url.rsplit("/", 1)[0]
+            for database in range(1, 4):
+                client = redis.Redis.from_url(f"{base}/{database}", socket_connect_timeout=3)
+                try:
+                    keys = list(client.scan_iter(match=f"*{self.prefix}*"))
+                    if keys:
+                        client.delete(*keys)
+                finally:
+                    client.close()
