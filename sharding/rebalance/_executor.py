@@ -348,31 +348,34 @@ class Rebalancer:
         def reconcile(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
             source = self._adapter(plan, move.source)
             target = self._adapter(plan, move.target)
-            wanted: dict[bytes, tuple[Any, bytes]] = {}
-            checksum = 0
-            for rows in mover.rows(source, batch):
-                for row in rows:
-                    digest = row_digest(mover.schema, row)
-                    wanted[mover.key_bytes(row)] = (mover.schema.key_of(row), digest)
-                    checksum = (checksum + int.from_bytes(digest, "big")) % 2**128
-                self.progress(ProgressEvent("rows", step, rows=len(rows), move=move.index))
-            extra: list[Any] = []
-            matched: set[bytes] = set()
-            for rows in mover.rows(target, batch):
-                for row in rows:
-                    key = mover.key_bytes(row)
-                    found = wanted.get(key)
-                    if found is None:
-                        extra.append(mover.schema.key_of(row))
-                    elif found[1] == row_digest(mover.schema, row):
-                        matched.add(key)
-            differing = [key for encoded, (key, _) in wanted.items() if encoded not in matched]
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+                # both sides are read at once: on a server each waits on its own I/O
+                theirs = pool.submit(self._fingerprints, mover, target, batch, None)
+                wanted = self._fingerprints(mover, source, batch, (step, move.index))
+                found = theirs.result()
+            checksum = sum(digest for digest, _ in wanted.values()) % 2**64
+            extra = [key for encoded, (_, key) in found.items() if encoded not in wanted]
+            differing = [key for encoded, (digest, key) in wanted.items() if found.get(encoded, (None,))[0] != digest]
             repaired = self._repair(mover, source, target, differing, batch) + len(extra)
             for start in range(0, len(extra), batch):
                 target.delete_many(mover.schema, extra[start : start + batch])
-            return {"repaired": repaired, "rows": len(wanted), "checksum": f"{checksum:032x}"}
+            return {"repaired": repaired, "rows": len(wanted), "checksum": f"{checksum:016x}"}
 
         return reconcile
+
+    def _fingerprints(
+        self, mover: Mover, adapter: Adapter, batch: int, report: tuple[str, int] | None
+    ) -> dict[bytes, tuple[int, Any]]:
+        """Encoded key -> (digest, key) of a unit's rows on one side."""
+        found: dict[bytes, tuple[int, Any]] = {}
+        schema = mover.schema
+        for rows in mover.rows(adapter, batch):
+            for row in rows:
+                key = schema.key_of(row)
+                found[encode_key(key)] = (row_digest(schema, row), key)
+            if report is not None:
+                self.progress(ProgressEvent("rows", report[0], rows=len(rows), move=report[1]))
+        return found
 
     @staticmethod
     def _repair(mover: Mover, source: Adapter, target: Adapter, keys: list[Any], batch: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,20 @@ def test_cli_dry_run_execute_status_resume_and_abort(tmp_path: Path) -> None:
     assert "shards.s0: the URL changes" in refused_plan.output
     with Toolkit(load(tmp_path, current.read_text())) as toolkit:
         assert compare(toolkit, reference_of(rows)) == []
+
+
+def test_another_toolkit_picks_up_the_new_epoch_without_a_restart(tmp_path: Path) -> None:
+    text = config_text(sqlite_shards(2))
+    with Toolkit(load(tmp_path, text)) as operator, Toolkit(load(tmp_path, text)) as application:
+        items = application.repository(Item)
+        items.put_many(item(i) for i in range(400))
+        moved = next(i for i in range(400) if items.store.router.shard_for(i) == "s1")
+        assert items.get(moved) is not None
+        summary = _run(operator, config_text(sqlite_shards(3)), tmp_path)
+        assert summary.state == "done"
+        time.sleep(items.store.poll_interval * 1.5)
+        assert items.get(moved) is not None  # the poll saw epoch 2 and asked the new owner
+        assert items.store.topology.epoch == 2
+        assert items.shards_for_key(moved) == (items.store.router.shard_for(moved),)
+        assert sum(1 for i in range(400) if items.store.router.shard_for(i) == "s2") > 0
+        assert items.count() == 400
