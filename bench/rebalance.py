@@ -1,0 +1,226 @@
+"""What a rebalance costs: the same M rows moved out of stores of different sizes, and its
+throughput against a plain batched copy between the same two backends.
+
+For each backend (SQLite files; the stack's PostgreSQL, one schema per shard) and each
+store size N it builds a range-routed store, ``s0`` owning keys below N/2 and ``s1`` the
+rest, then moves the M keys just below N/2 from ``s0`` to a new shard ``s2``: the source
+holds N/2 rows of which only M move. It times:
+
+* ``rebalance``: plan + dual-write + copy + verify + fence + final verify + cut-over +
+  cleanup, with ``--settle`` seconds for each of the three phase changes (the part
+  that waits for other processes, reported separately);
+* ``plain copy``: the same M rows read with ``scan(keys=...)`` and ``put_many`` into an
+  empty shard of the same backend, batch for batch: the least any copy can cost.
+
+Targets (issue 6): the larger store takes at most 1.5x as long; rebalance throughput at
+least 0.5x the plain copy. Nothing is asserted; compare within one run.
+
+    python bench/rebalance.py [--moved 20000] [--sizes 100000 1000000] [--backends sqlite postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from adapters.registry import adapter_class, scheme_of
+from sharding.base import KeyRange
+from sharding.rebalance import ProgressEvent, RebalanceOptions, Rebalancer, plan_rebalance
+from toolkit import Entity, Toolkit
+from toolkit.config import parse_config
+
+console = Console()
+
+
+class Account(Entity, store="bench_rebalance", key="id"):
+    id: int
+    name: str
+    balance: float
+    active: bool
+    tags: list[str] = []
+
+
+def rows(start: int, stop: int) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "name": f"user-{i}", "balance": i * 1.5, "active": i % 2 == 0, "tags": ["a", str(i % 10)]}
+        for i in range(start, stop)
+    ]
+
+
+class Backend:
+    """Shard URLs for one run on one kind of server."""
+
+    def __init__(self, name: str, tmp: Path) -> None:
+        self.name = name
+        self.tmp = tmp
+        self.run = uuid.uuid4().hex[:6]
+        self.schemas: list[tuple[str, str]] = []
+        if name == "postgres":
+            from tests.servers import postgres_urls
+
+            _, self.bases = postgres_urls()
+
+    def url(self, shard: str) -> str:
+        if self.name == "sqlite":
+            return f"sqlite:///{self.tmp / (shard + '.db')}"
+        base = self.bases[len(self.schemas) % len(self.bases)]
+        schema = f"bench_{self.run}_{shard}"
+        self.schemas.append((base, schema))
+        return f"{base}?schema={schema}"
+
+    def cleanup(self) -> None:
+        for base, schema in self.schemas:
+            engine = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://"))
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            engine.dispose()
+        self.schemas.clear()
+
+
+def config(shards: dict[str, str], ranges: str, catalog: str) -> str:
+    lines = "\n".join(f'{name} = "{url}"' for name, url in shards.items())
+    return (
+        f'[catalog]\nurl = "{catalog}"\n[stores.bench_rebalance]\nkind = "relational"\n'
+        f'[stores.bench_rebalance.shards]\n{lines}\n[stores.bench_rebalance.router]\ntype = "range"\n{ranges}\n'
+    )
+
+
+def measure(
+    backend: Backend,
+    size: int,
+    moved: int,
+    settle: float,
+    batch: int,
+    tick: Callable[[str], None],
+    verify_before_fence: bool,
+) -> dict[str, float]:
+    half = size // 2
+    tmp = Path(tempfile.mkdtemp(prefix=f"rebalance-{backend.name}-{size}-", dir=backend.tmp))
+    catalog = f"sqlite:///{tmp / 'catalog.db'}"
+    shards = {name: backend.url(f"{name}_{size}") for name in ("s0", "s1", "s2", "copy")}
+    two = {"s0": shards["s0"], "s1": shards["s1"]}
+    before = config(two, f'ranges = [{{shard = "s0", upto = {half}}}, {{shard = "s1"}}]', catalog)
+    after = config(
+        {"s0": shards["s0"], "s1": shards["s1"], "s2": shards["s2"]},
+        f'ranges = [{{shard = "s0", upto = {half - moved}}}, {{shard = "s2", upto = {half}}}, {{shard = "s1"}}]',
+        catalog,
+    )
+    try:
+        with Toolkit(parse_config(before, base_dir=tmp)) as toolkit:
+            accounts = toolkit.repository(Account)
+            tick(f"{backend.name} {size:,}: loading")
+            for start in range(0, size, 20_000):
+                accounts.put_many(rows(start, min(size, start + 20_000)))
+            schema = accounts.schema
+            # the plain batched copy between the same two backends
+            source = toolkit.store("bench_rebalance").adapter("s0")
+            target = adapter_class(scheme_of(shards["copy"]))(shards["copy"], store="bench_rebalance", shard="copy")
+            target.ensure(schema, with_token=True)
+            tick(f"{backend.name} {size:,}: plain copy")
+            started = time.perf_counter()
+            copied = 0
+            for found in source.scan(schema, keys=KeyRange(half - moved, half), batch_size=batch):
+                target.put_many(schema, found)
+                copied += len(found)
+            plain = time.perf_counter() - started
+            target.drop(schema)
+            target.close()
+            assert copied == moved, copied
+            tick(f"{backend.name} {size:,}: rebalance")
+            started = time.perf_counter()
+            (plan,) = plan_rebalance(toolkit, parse_config(after, base_dir=tmp))
+            phases: dict[str, float] = {}
+            current = ["plan", time.perf_counter()]
+
+            def clock(event: ProgressEvent) -> None:
+                if event.kind == "phase":
+                    now = time.perf_counter()
+                    phases[str(current[0])] = now - float(current[1])
+                    current[:] = [event.phase, now]
+
+            options = RebalanceOptions(batch_size=batch, settle=settle, verify_before_fence=verify_before_fence)
+            rebalancer = Rebalancer(toolkit, options=options, progress=clock)
+            summary = rebalancer.run(rebalancer.start(plan))
+            total = time.perf_counter() - started
+            phases[str(current[0])] = time.perf_counter() - float(current[1])
+            assert summary.copied == moved, summary
+            assert summary.deleted == moved, summary
+        return {"plain": plain, "rebalance": total, "fence": summary.fence_seconds, "copy": phases["copy"]}
+    finally:
+        backend.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--moved", type=int, default=20_000, help="rows that move (default 20000)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument("--settle", type=float, default=0.1, help="seconds per phase change (default 0.1)")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--no-verify-before-fence",
+        action="store_true",
+        help="skip the compare while writes flow (faster, but the fenced compare then repairs everything)",
+    )
+    args = parser.parse_args()
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-rebalance-") as tmp, Progress(console=console) as progress:
+        task = progress.add_task("starting", total=len(args.backends) * len(args.sizes))
+        for name in args.backends:
+            backend = Backend(name, Path(tmp))
+            for size in args.sizes:
+                results[(name, size)] = measure(
+                    backend, size, args.moved, args.settle, args.batch_size,
+                    lambda text: progress.update(task, description=text), not args.no_verify_before_fence,
+                )  # fmt: skip
+                progress.advance(task)
+    verify = "no verify before the fence" if args.no_verify_before_fence else "verify before the fence"
+    title = f"moving the same {args.moved:,} rows (batch {args.batch_size}, settle {args.settle}s, {verify})"
+    table = Table(title=title)
+    columns = ("backend", "store rows", "rebalance s", "rows/s", "plain copy s", "rows/s", "vs copy", "copy step")
+    columns += ("fenced s",)
+    for column in columns:
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for (name, size), result in results.items():
+        table.add_row(
+            name,
+            f"{size:,}",
+            f"{result['rebalance']:.2f}",
+            f"{args.moved / result['rebalance']:,.0f}",
+            f"{result['plain']:.2f}",
+            f"{args.moved / result['plain']:,.0f}",
+            f"{result['plain'] / result['rebalance']:.2f}x",
+            f"{result['plain'] / result['copy']:.2f}x",
+            f"{result['fence']:.2f}",
+        )
+    console.print(table)
+    smallest, largest = min(args.sizes), max(args.sizes)
+    for name in args.backends:
+        ratio = results[(name, largest)]["rebalance"] / results[(name, smallest)]["rebalance"]
+        worst = min(results[(name, size)]["plain"] / results[(name, size)]["rebalance"] for size in args.sizes)
+        console.print(
+            f"{name}: {largest:,}-row store / {smallest:,}-row store = {ratio:.2f}x time "
+            f"(target <= 1.5x: {'PASS' if ratio <= 1.5 else 'MISS'}); throughput vs plain copy >= {worst:.2f}x "
+            f"(target >= 0.5x: {'PASS' if worst >= 0.5 else 'MISS'}); includes {3 * args.settle:.1f}s of phase waits"
+        )
+    console.print(
+        "vs copy: end to end (copy + 2 compares of both sides + delete from the source + phase waits); "
+        "copy step: the copy step alone against the plain copy."
+    )
+
+
+if __name__ == "__main__":
+    main()
