@@ -71,7 +71,7 @@ class Compiled:
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
         self.binds: list[tuple[str, _Processor]] = [
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
+            (name, _bind_processor(compiled.binds[name].type, dialect)) for name in names
         ]
         # Fast parameter building: pick all values in one C call, then convert only the
         # few columns whose type has a bind processor.
@@ -104,6 +104,19 @@ class Compiled:
                 for column, info in zip(self.columns, description, strict=True)
             ]
         return {name: value if proc is None else proc(value) for (name, proc), value in zip(results, raw, strict=True)}
+
+
+def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> _Processor:
+    """SQLAlchemy's bind processor for ``type_``, minus one that changes nothing stored.
+
+    sqlite3 binds a Python bool as the integer 1/0, exactly what SQLAlchemy's Boolean
+    processor would produce (its strictness is redundant: rows are validated entities),
+    so the hot path skips that call for every boolean of every row.
+    """
+    impl = type_.dialect_impl(dialect)
+    if dialect.name == "sqlite" and isinstance(impl, sa.Boolean):
+        return None
+    return impl.bind_processor(dialect)
 
 
 @dataclass(frozen=True, slots=True)
