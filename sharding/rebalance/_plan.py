@@ -382,6 +382,7 @@ def _plan_store(toolkit: Toolkit, target: StoreConfig, entities: Sequence[Entity
         for shard, url in topology.shards.items()
     }
     try:
+        _check_covered(name, adapters, schemas)
         rows = {shard: sum(_count(adapter, schema) for schema in schemas) for shard, adapter in adapters.items()}
         planned = []
         for index, move in enumerate(moves):
@@ -416,6 +417,33 @@ def _plan_store(toolkit: Toolkit, target: StoreConfig, entities: Sequence[Entity
         total_rows=total,
         rows_by_shard=rows,
     )
+
+
+def _check_covered(store: str, adapters: Mapping[str, Adapter], schemas: Sequence[EntitySchema]) -> None:
+    """Refuse when a shard holds rows of an entity the journal has no schema for: those
+    rows would stay behind on a shard that no longer owns them (or is removed).
+
+    Entities are recorded by ``Store.ensure``; a store written before that existed, or
+    by a process that never opened it through a Toolkit, needs ``entities=`` here (or
+    one run of the application first)."""
+    known = [schema.name for schema in schemas]
+    for shard, adapter in adapters.items():
+        info = adapter.describe()
+        if not info.reachable:
+            raise _refuse(store, f"shards.{shard}", f"does not answer: {info.error}")
+        strays = sorted(
+            table
+            for table, count in info.tables.items()
+            if count and not any(table == name or table.startswith(f"{name}_") for name in known)
+        )
+        if strays:
+            raise _refuse(
+                store,
+                f"shards.{shard}",
+                f"holds rows in {', '.join(strays)}, which no recorded entity describes "
+                f"(recorded: {', '.join(known) or 'none'}); open the store once with the application "
+                "so its entities are recorded, then plan again",
+            )
 
 
 def _store_options(toolkit: Toolkit, store: str) -> Mapping[str, Any]:

@@ -129,3 +129,16 @@ def test_an_undeclared_or_unknown_store_is_refused(tmp_path: Path) -> None:
             plan_rebalance(toolkit, load(tmp_path, config_text(sqlite_shards(3))), "nope")
         with pytest.raises(TopologyError, match="store 'other': stores: not in the catalog"):
             plan_rebalance(toolkit, load(tmp_path, config_text(sqlite_shards(3), store="other")))
+
+
+def test_rows_of_an_entity_without_a_recorded_schema_are_refused(tmp_path: Path) -> None:
+    with _toolkit(tmp_path, sqlite_shards(2)) as toolkit:
+        items = toolkit.repository(Item)
+        items.put_many(item(i) for i in range(50))
+        with items.store.adapter("s0").engine.begin() as connection:  # type: ignore[attr-defined]
+            connection.exec_driver_sql("CREATE TABLE legacy (id INTEGER PRIMARY KEY)")
+            connection.exec_driver_sql("INSERT INTO legacy VALUES (1)")
+        with pytest.raises(
+            TopologyError, match=r"shards\.s0: holds rows in legacy, which no recorded entity describes"
+        ):
+            plan_rebalance(toolkit, load(tmp_path, config_text(sqlite_shards(3))))
