@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
-from tests.rebalance.backends import Layout, Postgres
+from tests.rebalance.backends import Layout, Mongo, Postgres, Redis
 from tests.rebalance.helpers import Item, compare, config_text, item, load
 from toolkit import Toolkit
 
@@ -135,3 +135,15 @@ def test_online_rebalance_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_online_rebalance_postgres(tmp_path: Path) -> None:
     online_rebalance(tmp_path, Postgres(tmp_path), rows=6000, seed=random.randrange(10_000))
+
+
+@pytest.mark.slow
+@pytest.mark.mongo
+def test_online_rebalance_mongo(tmp_path: Path) -> None:
+    online_rebalance(tmp_path, Mongo(tmp_path), rows=1000, seed=random.randrange(10_000))
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_online_rebalance_redis(tmp_path: Path) -> None:
+    online_rebalance(tmp_path, Redis(tmp_path), rows=3000, seed=random.randrange(10_000))
