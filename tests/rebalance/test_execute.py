@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,75 @@ def test_another_toolkit_picks_up_the_new_epoch_without_a_restart(tmp_path: Path
         assert items.shards_for_key(moved) == (items.store.router.shard_for(moved),)
         assert sum(1 for i in range(400) if items.store.router.shard_for(i) == "s2") > 0
         assert items.count() == 400
+
+
+def _stopped_at(toolkit: Toolkit, tmp_path: Path, phase: str) -> str:
+    """Start a 2 -> 3 rebalance and stop it (as a crash would) when ``phase`` begins."""
+
+    def stop(event: ProgressEvent) -> None:
+        if event.kind == "phase" and event.phase == phase:
+            raise KeyboardInterrupt
+
+    (plan,) = plan_rebalance(toolkit, load(tmp_path, config_text(sqlite_shards(3))))
+    rebalancer = Rebalancer(toolkit, options=FAST, progress=stop)
+    ident = rebalancer.start(plan)
+    with pytest.raises(KeyboardInterrupt):
+        rebalancer.run(ident)
+    return ident
+
+
+def test_dual_writes_reach_both_owners_and_reads_stay_on_the_old_one(tmp_path: Path) -> None:
+    text = config_text(sqlite_shards(2))
+    with Toolkit(load(tmp_path, text)) as operator, Toolkit(load(tmp_path, text)) as application:
+        items = application.repository(Item)
+        items.put_many(item(i) for i in range(300))
+        ident = _stopped_at(operator, tmp_path, "copy")
+        items.store.refresh()
+        moving = items.store.moving
+        assert moving is not None
+        assert moving.phase == "dual"
+        key = next(i for i in range(1000, 2000) if moving.new.shard_for(i) == "s2")
+        old_owner = moving.old.shard_for(key)
+        items.put(item(key, 5))
+        adapters = {shard: items.store.ensure(items.schema, shard) for shard in ("s0", "s1", "s2")}
+        assert adapters[old_owner].get(items.schema, key)["version"] == 5
+        assert adapters["s2"].get(items.schema, key)["version"] == 5
+        assert items.count() == 301  # the copy on s2 is not counted twice (s2 is not read yet)
+        assert items.delete(key)
+        assert adapters[old_owner].get(items.schema, key) is None
+        assert adapters["s2"].get(items.schema, key) is None
+        assert Rebalancer(operator, options=FAST).run(ident).state == "done"
+        assert compare(operator, reference_of([item(i) for i in range(300)])) == []
+
+
+def test_the_fence_holds_writes_of_moving_keys_until_cut_over(tmp_path: Path) -> None:
+    text = config_text(sqlite_shards(2))
+    with Toolkit(load(tmp_path, text)) as operator, Toolkit(load(tmp_path, text)) as application:
+        items = application.repository(Item)
+        items.put_many(item(i) for i in range(300))
+        ident = _stopped_at(operator, tmp_path, "final")
+        items.store.refresh()
+        moving = items.store.moving
+        assert moving is not None
+        assert moving.phase == "fence"
+        key = next(i for i in range(300) if moving.new.shard_for(i) == "s2")
+        still = next(i for i in range(300) if moving.new.shard_for(i) == moving.old.shard_for(i))
+        items.put(item(still, 3))  # keys that stay flow through the fence
+        done = threading.Event()
+
+        def write() -> None:
+            items.put(item(key, 9))
+            done.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.5)  # held by the fence
+        Rebalancer(operator, options=FAST).run(ident)
+        assert done.wait(10)
+        writer.join()
+        assert items.store.topology.epoch == 2
+        assert items.store.ensure(items.schema, "s2").get(items.schema, key)["version"] == 9
+        expected = reference_of([item(i) for i in range(300)])
+        expected[key] = item(key, 9)
+        expected[still] = item(still, 3)
+        assert compare(operator, expected) == []
