@@ -2,6 +2,8 @@
 
 A mixin of ``RelationalAdapter`` (see its module docstring for the design): every
 statement compares the hidden ``_ps_expires`` column, so an expired row is invisible.
+Purging expired rows (each ``put_ttl``, or ``purge_expired``) also deletes their edges
+when the shard has an edge table.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from adapters._sql_core import EXPIRES_FIELD, NOW, SqlHost, translate_errors
+from adapters._sql_core import EXPIRES_FIELD, NOW, Compiled, SqlHost, TableSet, translate_errors
 from adapters._sql_json import JsonChanges
 from adapters.base import Row
+from sharding.keys import encode_key
 from toolkit.errors import NotFoundError, QueryError
 from toolkit.model import EntitySchema, FieldSpec
 
@@ -39,9 +42,27 @@ class RowCapabilities(SqlHost):
         expires = now + float(ttl)
         params = [fast.params({**self._row_params(tables, row), EXPIRES_FIELD: expires}) for row in rows]
         with self._raw(write=True) as cursor:
-            cursor.execute(tables.fast_purge.sql, tables.fast_purge.params({NOW: now}))
+            self._purge(cursor, schema, tables, now)
             cursor.executemany(fast.sql, params)
         return len({schema.key_of(row) for row in rows})
+
+    def _purge(self, cursor: Any, schema: EntitySchema, tables: TableSet, now: float) -> int:
+        """Delete expired rows (through the partial index), and their edges if GRAPH is in use."""
+        detach = self._detach
+        if detach is None:
+            cursor.execute(tables.fast_purge.sql, tables.fast_purge.params({NOW: now}))
+            return int(cursor.rowcount)
+        key_columns = list(tables.key_columns)
+        purge = Compiled(
+            tables.table.delete().where(tables.expires <= sa.bindparam(NOW, type_=sa.Double())).returning(*key_columns),
+            self.engine.dialect,
+            key_columns,
+        )
+        cursor.execute(purge.sql, purge.params({NOW: now}))
+        purged = [schema.key_of(purge.row(found, cursor.description)) for found in cursor.fetchall()]
+        for key in purged:
+            cursor.execute(detach.sql, detach.params({"entity": schema.name, "key": encode_key(key)}))
+        return len(purged)
 
     def ttl(self, schema: EntitySchema, key: Any) -> float | None:
         tables = self._tableset(schema)
@@ -57,8 +78,7 @@ class RowCapabilities(SqlHost):
         """Delete the rows of ``schema`` that have expired (they are already invisible); how many."""
         tables = self._tableset(schema)
         with self._raw(write=True) as cursor:
-            cursor.execute(tables.fast_purge.sql, tables.fast_purge.params({NOW: time.time()}))
-            return int(cursor.rowcount)
+            return self._purge(cursor, schema, tables, time.time())
 
     # -- increment, partial update ---------------------------------------------------
     def _changeable(self, schema: EntitySchema, name: str) -> FieldSpec:

@@ -326,7 +326,7 @@ class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
         """Drop the table, and the edges that touch its rows."""
         name = self._table_name(schema)
         with self._lock, translate_errors(self.store, self.shard):
-            if self._edges is not None:
+            if self._edges is not None and sa.inspect(self.engine).has_table(self._edge_name, schema=self.schema):
                 with self.engine.begin() as connection:
                     self._edges.forget_entity(connection, schema.name)
             table = self._tables.pop(name, None)

@@ -422,3 +422,18 @@ def test_a_second_adapter_sees_the_edge_table(adapter: RelationalAdapter) -> Non
     finally:
         other.close()
     assert _edges(adapter) == 0
+
+
+def test_purging_expired_nodes_deletes_their_edges(adapter: RelationalAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    for module in ("adapters.relational", "adapters._sql_capabilities", "adapters._sql_graph"):
+        monkeypatch.setattr(f"{module}.time", clock)
+    adapter.put_many(NODE, [_row(NODE, id=1, name="a"), _row(NODE, id=2, name="b")])
+    adapter.put_ttl(NODE, [_row(NODE, id=3, name="c")], 5)
+    adapter.relate(NODE, Relationship("KNOWS", 1, 3), NODE)
+    adapter.relate(NODE, Relationship("KNOWS", 3, 2), NODE)
+    adapter.relate(NODE, Relationship("KNOWS", 1, 2), NODE)
+    clock.now += 5
+    assert [n.row["id"] for n in adapter.neighbors(NODE, 1)] == [2]  # the expired node is not a neighbour
+    assert adapter.purge_expired(NODE) == 1
+    assert _edges(adapter) == 1
