@@ -408,13 +408,18 @@ class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
 
     def put(self, schema: EntitySchema, row: Row) -> None:
         tables = self._tableset(schema)
-        params = self._row_params(tables, row)
-        if tables.fast_upsert is None:
+        fast = tables.fast_upsert
+        if fast is None:
+            params = self._row_params(tables, row)
             with translate_errors(self.store, self.shard, schema.key_of(row)), self.engine.begin() as connection:
                 self._upsert(connection, tables, [params])
             return
+        try:
+            values = fast.params(row)  # straight from the row: no intermediate dict
+        except KeyError as exc:
+            raise QueryError(f"row for {tables.table.name} lacks field {exc.args[0]!r}") from None
         with self._raw(schema.key_of(row), write=True) as cursor:
-            cursor.execute(tables.fast_upsert.sql, tables.fast_upsert.params(params))
+            cursor.execute(fast.sql, values)
 
     def put_many(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
         if not rows:
@@ -426,9 +431,13 @@ class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
             with translate_errors(self.store, self.shard), self.engine.begin() as connection:
                 self._upsert(connection, tables, list(unique.values()))
             return len(unique)
+        try:
+            params = [fast.params(row) for row in rows]
+        except KeyError as exc:
+            raise QueryError(f"row for {tables.table.name} lacks field {exc.args[0]!r}") from None
         # Executed in order, so the last write of a key within one batch wins, as with puts.
         with self._raw(write=True) as cursor:
-            cursor.executemany(fast.sql, [fast.params(row) for row in rows])
+            cursor.executemany(fast.sql, params)
         if len(schema.key) == 1:
             return len(set(map(operator.itemgetter(schema.key[0]), rows)))
         return len({schema.key_of(row) for row in rows})

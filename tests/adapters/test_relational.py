@@ -437,3 +437,11 @@ def test_purging_expired_nodes_deletes_their_edges(adapter: RelationalAdapter, m
     assert [n.row["id"] for n in adapter.neighbors(NODE, 1)] == [2]  # the expired node is not a neighbour
     assert adapter.purge_expired(NODE) == 1
     assert _edges(adapter) == 1
+
+
+def test_rows_missing_a_field_are_query_errors(adapter: RelationalAdapter) -> None:
+    for call in (lambda: adapter.put(NODE, {"id": 1}), lambda: adapter.put_many(NODE, [{"id": 1}])):
+        with pytest.raises(QueryError, match="lacks field 'name'"):
+            call()
+    with pytest.raises(QueryError, match="lacks field 'name'"):
+        adapter.put_ttl(NODE, [{"id": 1}], 5)
