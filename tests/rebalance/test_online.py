@@ -47,6 +47,22 @@ class Writer(threading.Thread):
         except BaseException as exc:  # reported by the test
             self.error = exc
 
+    def retried(self, operation: Any, *args: Any) -> None:
+        """Run an idempotent write, retrying transient failures as an application would.
+
+        The test server for documents (FerretDB on SQLite) sometimes answers a concurrent
+        bulk write with an error pymongo cannot parse (KeyError 'nModified'); a write
+        retried until it succeeds leaves the same final state."""
+        for attempt in range(5):
+            try:
+                operation(*args)
+                return
+            except Exception:
+                if attempt == 4:
+                    raise
+                self.ops["retried"] += 1
+                time.sleep(0.05)
+
     def step(self) -> None:
         roll = self.random.random()
         moving = self.items.store.moving
@@ -54,23 +70,23 @@ class Writer(threading.Thread):
         if roll < 0.45:
             key = self.random.choice(self.keys)
             row = item(key, self.reference.get(key, {}).get("version", 0) + 1)
-            self.items.put(row)
+            self.retried(self.items.put, row)
             self.reference[key] = row
             self.ops["put"] += 1
         elif roll < 0.70:
             key = self.random.choice(self.keys)
-            self.items.delete(key)
+            self.retried(self.items.delete, key)
             self.reference.pop(key, None)
             self.ops["delete"] += 1
         elif roll < 0.85:
             keys = self.random.sample(self.keys, 5)
             rows = [item(k, self.reference.get(k, {}).get("version", 0) + 1) for k in keys]
-            self.items.put_many(rows)
+            self.retried(self.items.put_many, rows)
             self.reference.update({row["id"]: row for row in rows})
             self.ops["put_many"] += 1
         else:
             keys = self.random.sample(self.keys, 5)
-            self.items.delete_many(keys)
+            self.retried(self.items.delete_many, keys)
             for key in keys:
                 self.reference.pop(key, None)
             self.ops["delete_many"] += 1
