@@ -16,14 +16,16 @@ Design choices, and why:
   single user database), and ``?database=NAME`` picks a database on Enterprise.
 * The key has a node property uniqueness constraint (composite keys too), so ``MERGE``
   on it is an indexed, race-free upsert; ``put_many`` is one ``UNWIND ... MERGE``.
-* Token ranges: ``_ps_token`` has a RANGE index, so a token-range scan is a
-  ``NodeIndexSeekByRange`` on ``start <= token < end``, paged by keyset on
-  ``(token, key)``: never a label scan. Key-range scans seek the key's constraint index
+* Token ranges: ``_ps_token`` has a RANGE index, and a token-range scan is a
+  ``NodeIndexSeekByRange`` on ``start <= token < end`` (forced with ``USING INDEX
+  SEEK``: on a wide range the planner would otherwise scan the whole index in order),
+  paged by keyset on ``(token, key)``: never a label or full index scan. Key-range scans seek the key's constraint index
   (or a RANGE index on the shard key when it differs from the key).
 * Neo4j properties are scalars or homogeneous lists: ``json`` fields are stored as JSON
-  text, ``uuid`` and ``decimal`` as their canonical strings, ``bytes`` as byte arrays,
-  ``datetime`` as a zoned DateTime in UTC (nanosecond precision, so microseconds
-  survive) and ``date`` as a Date. Rows come back with the Python types written.
+  text, ``uuid`` and ``decimal`` as strings (a decimal *key* normalised, so ``1.0`` and
+  ``1.00`` are one key, as in routing), ``bytes`` as byte arrays, ``datetime`` as a
+  zoned DateTime in UTC (nanosecond precision, so microseconds survive) and ``date`` as
+  a Date. Rows come back with the Python types written.
 * Neo4j does not store nulls (a null property is an absent one), so filters spell out
   Python's semantics: ``ne`` keeps nulls, ordering comparisons never match null, ``in``
   may hold None; ``ORDER BY (f IS NULL) DESC, f`` puts nulls first ascending (last
@@ -54,6 +56,7 @@ import decimal
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -170,6 +173,20 @@ def translate_errors(store: str, shard: str, key: Any = None) -> Iterator[None]:
         raise _translate(exc, store, shard, key) from exc
     except nx.UnsupportedServerProduct as exc:
         raise _translate(exc, store, shard, key) from exc
+    except (OverflowError, TypeError, ValueError) as exc:
+        if not _raised_by_packer(exc):
+            raise
+        raise QueryError(f"{store}/{shard}: a value cannot be sent to Neo4j: {exc}") from exc
+
+
+def _raised_by_packer(exc: BaseException) -> bool:
+    """Whether the driver's parameter encoder raised ``exc`` (an unsendable value)."""
+    frame = exc.__traceback__
+    while frame is not None:
+        if str(frame.tb_frame.f_globals.get("__name__", "")).startswith("neo4j._codec"):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _tick(name: str) -> str:
@@ -203,6 +220,13 @@ def _encode(kind: str, value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
         raise QueryError(f"integer {value} does not fit Neo4j's 64-bit integers")
     return value
+
+
+def _encode_key(kind: str, value: Any) -> Any:
+    """A key part as stored: decimals normalised (``1.0`` and ``1.00`` are one key, as in routing)."""
+    if kind == "decimal" and isinstance(value, decimal.Decimal):
+        return str(value.normalize())
+    return _encode(kind, value)
 
 
 def _decode(kind: str, value: Any) -> Any:
@@ -279,14 +303,15 @@ class _Label:
         parts = (key,) if len(self.key) == 1 else tuple(key)
         if len(parts) != len(self.key):
             raise QueryError(f"{self.schema.name}: the key is a tuple of {len(self.key)}, not {key!r}")
-        return {f: _encode(self.kind(f), part) for f, part in zip(self.key, parts, strict=True)}
+        return {f: _encode_key(self.kind(f), part) for f, part in zip(self.key, parts, strict=True)}
 
     def encode_row(self, row: Mapping[str, Any], with_token: bool) -> dict[str, Any]:
         props: dict[str, Any] = {}
         for spec in self.schema.fields:
             if spec.name not in row:
                 raise QueryError(f"row for {self.schema.name} lacks field {spec.name!r}")
-            value = _encode(spec.type, row[spec.name])
+            encode = _encode_key if spec.name in self.key else _encode
+            value = encode(spec.type, row[spec.name])
             if value is not None:
                 props[spec.name] = value
         if with_token and row.get(TOKEN_FIELD) is not None:
@@ -512,14 +537,34 @@ class GraphAdapter(Adapter):
                 statements[name] = f"CREATE INDEX {_tick(name)} IF NOT EXISTS FOR (n:{label.q}) ON ({on})"
             # One parameterised look-up first: re-ensuring an existing label costs one cached query.
             existing = {record["name"] for record in self._schema_of(label.name, "INDEXES")}
-            missing = [statement for name, statement in statements.items() if name not in existing]
-            for statement in missing:
-                self._auto(statement)
-            if missing:
-                self._auto("CALL db.awaitIndexes(300)")
+            missing = [name for name in statements if name not in existing]
+            for name in missing:
+                self._auto(statements[name])
+            self._await_online(missing)
             self._with_token[label.name] = with_token
             with _ENSURED_LOCK:
                 _ENSURED.add(memo)
+
+    def _await_online(self, names: Sequence[str]) -> None:
+        """Wait until new indexes are ONLINE (scans force their use), polling without locks.
+
+        Not ``db.awaitIndexes``: it waits for every index of the database inside a
+        transaction, and deadlocks with another process's constraint being created.
+        """
+        deadline = time.monotonic() + float(self.options.get("index_timeout", 300))
+        delay = 0.01
+        query = "SHOW INDEXES YIELD name, state WHERE name IN $names RETURN name, state"
+        while names:
+            states = {record["name"]: record["state"] for record in self._auto(query, {"names": list(names)})}
+            failed = [name for name, state in states.items() if state == "FAILED"]
+            if failed:
+                raise StoreError(f"index {failed[0]} failed to build", store=self.store, shard=self.shard)
+            if all(states.get(name) == "ONLINE" for name in names):
+                return
+            if time.monotonic() > deadline:
+                raise StoreTimeout(f"indexes {', '.join(names)} not online in time", store=self.store, shard=self.shard)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def _schema_of(self, label: str, kind: str) -> list[Any]:
         """The constraints or indexes (``kind``) on ``label``, by name."""
@@ -757,14 +802,25 @@ class GraphAdapter(Adapter):
         params = _Params()
         conditions = self._scan_bounds(label, tokens, keys, position, params)
         if position is not None:
-            encoded = [params.add(_encode(label.kind(f), v)) for f, v in zip(order, position, strict=True)]
+            encoded = [params.add(_encode_key(label.kind(f), v)) for f, v in zip(order, position, strict=True)]
             conditions.append(_lex(columns, encoded, ">"))
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
         text = (
-            f"MATCH (n:{label.q}) {where}WITH n ORDER BY {', '.join(columns)} "
+            f"MATCH (n:{label.q}) {self._scan_hint(label, tokens, keys)}{where}WITH n ORDER BY {', '.join(columns)} "
             f"LIMIT {params.add(batch_size)} RETURN properties(n) AS p"
         )
         return text, params.values
+
+    @staticmethod
+    def _scan_hint(label: _Label, tokens: TokenRange | None, keys: KeyRange | None) -> str:
+        """Force the index seek: on a wide range the planner may prefer scanning a whole index
+        in order, which reads every entry below the page's start."""
+        if tokens is not None:
+            return f"USING INDEX SEEK n:{label.q}({_tick(TOKEN_FIELD)}) "
+        shard_key = label.schema.shard_key
+        if keys is not None and len(shard_key) == 1 and (keys.lower is not None or keys.upper is not None):
+            return f"USING INDEX SEEK n:{label.q}({_tick(shard_key[0])}) "
+        return ""
 
     def _scan_bounds(
         self,
@@ -779,7 +835,10 @@ class GraphAdapter(Adapter):
         token = f"n.{_tick(TOKEN_FIELD)}"
         if tokens is not None:
             start = tokens.start if position is None else max(tokens.start, int(position[0]))
-            conditions += [f"{token} >= {params.add(start)}", f"{token} < {params.add(tokens.end)}"]
+            # Token ranges may end at 2**63 (one past the last token), which Bolt cannot send.
+            conditions.append(f"{token} >= {params.add(max(start, _INT64[0]))}")
+            if tokens.end <= _INT64[1]:
+                conditions.append(f"{token} < {params.add(tokens.end)}")
         if keys is not None:
             shard_columns = [f"n.{_tick(f)}" for f in label.schema.shard_key]
             for bound, op in ((keys.lower, ">="), (keys.upper, "<")):
