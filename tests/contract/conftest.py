@@ -51,6 +51,12 @@ class Backend:
                 toolkit.close()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Let every backend drop what it kept for the whole session (tables, sessions)."""
+    for cls in discover():
+        cls.finish()
+
+
 def _param(cls: type[ContractBackend]) -> Any:
     marks = [getattr(pytest.mark, cls.marker)] if cls.marker else []
     return pytest.param(cls, id=cls.name, marks=marks)

@@ -47,6 +47,10 @@ class ContractBackend:
         """Store options that isolate this test (table/key prefix...)."""
         return {}
 
+    @classmethod
+    def finish(cls) -> None:
+        """Called once at the end of the test session: release what the backend kept."""
+
     def cleanup(self, toolkit: Toolkit) -> None:
         """Remove everything this test wrote. Default: drop every table used."""
         for repository in list(toolkit._repositories.values()):

@@ -17,7 +17,6 @@ A cleanup that fails does not return its prefix: the next test starts on fresh t
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import itertools
 import os
@@ -92,10 +91,6 @@ def _drop_created() -> None:
         _KEEPER.close()
 
 
-# At interpreter exit, before the thread pools shut down (the driver needs its own to
-# process schema changes): ``threading._register_atexit`` hooks run first, newest first.
-_register = getattr(threading, "_register_atexit", atexit.register)
-_register(_drop_created)
 
 
 class CassandraBackend(ContractBackend):
@@ -111,6 +106,11 @@ class CassandraBackend(ContractBackend):
         with _LOCK:
             free = _FREE[self.module]
             self.prefix = free.pop() if free else f"c{_RUN}n{next(_NUMBERS)}_"
+
+    @classmethod
+    def finish(cls) -> None:
+        """Drop every table this run created, while the driver's thread pools still run."""
+        _drop_created()
 
     def connect(self) -> None:
         def probe() -> None:
