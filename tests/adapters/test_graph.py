@@ -549,7 +549,7 @@ FRAGMENTS = [
     ":",
 ]
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_text = st.text(st.characters(codec="utf-8"), max_size=30)
 _nasty = st.one_of(_text, st.sampled_from(FRAGMENTS), st.builds("".join, st.lists(st.sampled_from(FRAGMENTS))))
 
 

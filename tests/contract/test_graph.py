@@ -290,7 +290,7 @@ NASTY_VALUES = [
 def test_cypher_looking_property_values_are_stored_literally(backend: Backend) -> None:
     people = _people(backend, "a", "b", "'}) MATCH (n) DETACH DELETE n //")
     weird = "'}) MATCH (n) DETACH DELETE n //"
-    properties = {f"p{index}": value for index, value in enumerate(NASTY_VALUES)}
+    properties: dict[str, Any] = {f"p{index}": value for index, value in enumerate(NASTY_VALUES)}
     people.relate("a", "KNOWS", "b", **properties)
     people.relate(weird, "KNOWS", "a", note=weird)
     assert people.neighbors("a")[0][1].properties == properties
