@@ -455,6 +455,20 @@ def test_shards_on_one_server_share_its_driver(urls: list[str], namespace: str) 
 
 
 @pytest.mark.neo4j
+def test_the_routing_scheme_works_too(urls: list[str], namespace: str) -> None:
+    routed = urls[0].replace("bolt://", "neo4j://", 1)
+    adapter = GraphAdapter(f"{routed}?prefix=s0_", store="items", shard="s0", options={"namespace": namespace})
+    try:
+        adapter.ping()
+        adapter.ensure(NODE, with_token=True)
+        adapter.put(NODE, _row(NODE, id="routed"))
+        assert adapter.get(NODE, "routed") is not None
+        assert adapter.describe().tables == {"a_node": 1}
+    finally:
+        adapter.close()
+
+
+@pytest.mark.neo4j
 def test_increment(adapter: GraphAdapter) -> None:
     adapter.put(COUNTER, _row(COUNTER, id=1, ratio=0.5))
     assert adapter.increment(COUNTER, 1, "hits", 3) == 3  # null counts as 0
