@@ -6,10 +6,10 @@ Design choices, and why:
   every shard on it; every call opens a session and runs a *managed* transaction
   (``execute_read``/``execute_write``), so the driver retries transient failures (for
   at most the ``retry_time`` option, 5 s) and no connection is shared between threads.
-  Constraints and indexes are created once per server and label per process. Every value is
-  a query parameter; only validated identifiers (labels, property names, relationship
-  types) and validated integers (traversal depths, which Cypher cannot parameterise)
-  are written into query text, always backticked.
+  Constraints and indexes are created once per server and label per process.
+* Every value is a query parameter; only validated identifiers (labels, property
+  names, relationship types) and validated integers (traversal depths, which Cypher
+  cannot parameterise) are written into query text, always backticked.
 * An entity is a node whose label is ``namespace + shard prefix + entity name``. The
   store option ``namespace`` isolates applications (and tests); the URL parameter
   ``?prefix=NAME`` isolates shards that share one server (Community Edition has a
@@ -19,8 +19,10 @@ Design choices, and why:
 * Token ranges: ``_ps_token`` has a RANGE index, and a token-range scan is a
   ``NodeIndexSeekByRange`` on ``start <= token < end`` (forced with ``USING INDEX
   SEEK``: on a wide range the planner would otherwise scan the whole index in order),
-  paged by keyset on ``(token, key)``: never a label or full index scan. Key-range scans seek the key's constraint index
-  (or a RANGE index on the shard key when it differs from the key).
+  paged by keyset on ``(token, key)``: never a label or full index scan. Key-range
+  scans seek the key's constraint index (or a RANGE index on the shard key when it
+  differs from the key); a ``decimal`` shard key is the exception: its bounds are
+  checked in Python over a keyset scan of the shard.
 * Neo4j properties are scalars or homogeneous lists: ``json`` fields are stored as JSON
   text, ``uuid`` and ``decimal`` as strings (a decimal *key* normalised, so ``1.0`` and
   ``1.00`` are one key, as in routing), ``bytes`` as byte arrays, ``datetime`` as a
@@ -38,9 +40,9 @@ Design choices, and why:
 * GRAPH: relationship types are validated identifiers (not prefixed: node labels
   already isolate namespaces and shards); ``MERGE`` keeps one edge of a type per
   direction between two nodes. Traversal and shortest paths use Neo4j 5's quantified
-  path patterns with ``ANY SHORTEST`` (a breadth-first search per reachable node)
-  and require every node on the path to carry the entity's label. Deleting a node
-  deletes its relationships.
+  path patterns with ``ANY SHORTEST`` (a breadth-first search per reachable node,
+  Neo4j 5.21 or later) and require every node on the path to carry the entity's
+  label. Deleting a node deletes its relationships.
 * ATOMIC_INCREMENT is ``SET n.f = coalesce(n.f, 0) + $amount`` in one write
   transaction. PARTIAL_UPDATE sets top-level fields with ``SET n += $changes``; dotted
   paths into JSON fields are read, changed and written back inside one write
@@ -265,6 +267,8 @@ def _property_value(name: str, value: Any) -> Any:
     if isinstance(value, list):
         if not all(isinstance(item, _SCALARS) for item in value):
             raise QueryError(f"relationship property {name!r}: lists may hold scalars only")
+        if len({type(item) for item in value}) > 1:
+            raise QueryError(f"relationship property {name!r}: a list holds values of one type (Neo4j arrays)")
         return [_encode("datetime" if isinstance(item, dt.datetime) else "", item) for item in value]
     if value is None or isinstance(value, _SCALARS):
         return _encode("datetime" if isinstance(value, dt.datetime) else "", value)
@@ -275,6 +279,9 @@ def _property_value(name: str, value: Any) -> Any:
 
 
 # -- per-entity query text ---------------------------------------------------------------
+TOKEN_FIELD_KIND: Final = "int"
+
+
 @dataclass(frozen=True, slots=True)
 class _Label:
     """An entity's label and the query fragments built from it."""
@@ -329,9 +336,6 @@ class _Label:
 
     def order_key(self, variable: str = "n") -> str:
         return ", ".join(f"{variable}.{_tick(f)}" for f in self.key)
-
-
-TOKEN_FIELD_KIND: Final = "int"
 
 
 class _Params:

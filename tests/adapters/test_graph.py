@@ -508,6 +508,9 @@ def test_relationship_properties_keep_their_types(adapter: GraphAdapter) -> None
     assert found.relationship == Relationship("SEEN", "a", "b", properties)
     with pytest.raises(QueryError, match="cannot be stored"):
         adapter.relate(NODE, Relationship("SEEN", "a", "b", {"doc": {"a": 1}}), NODE)
+    with pytest.raises(QueryError, match="one type"):
+        adapter.relate(NODE, Relationship("SEEN", "a", "b", {"mixed": [1, "a"]}), NODE)
+    assert adapter.neighbors(NODE, "a")[0].relationship.properties == properties  # unchanged
     with pytest.raises(QueryError, match="relationship type"):
         adapter.neighbors(NODE, "a", type="SEEN]-() DETACH DELETE n //")
 
