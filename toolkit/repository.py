@@ -317,8 +317,18 @@ class Repository(Generic[E]):
             self._adapter(shard).put_ttl(self.schema, [row], ttl)
         return valid
 
+    def _track(self, pairs: list[tuple[Any, Any]]) -> None:
+        """Log (key, shard key) of moving rows before writing them: the rebalance's fenced
+        final pass re-syncs exactly these. ``None`` as shard key means unknown."""
+        if pairs:
+            self.store.track(self.schema, pairs)
+
     def _put_moving(self, row: Row, ttl: float | None) -> None:
-        for shard in self._write_shards(self.schema.shard_key_of(row)):
+        shard_key = self.schema.shard_key_of(row)
+        shards = self._write_shards(shard_key)
+        if len(shards) > 1:
+            self._track([(self.schema.key_of(row), shard_key)])
+        for shard in shards:
             if ttl is None:
                 self._adapter(shard).put(self.schema, row)
             else:
@@ -339,10 +349,16 @@ class Repository(Generic[E]):
         self.store.poll()
         router = self.store.router
         if self.store.moving is not None:
+            moving: list[tuple[Any, Any]] = []
             for entity in entities:
                 _, row = self._to_row(entity)
-                for shard in self._write_shards(self.schema.shard_key_of(row)):
+                shard_key = self.schema.shard_key_of(row)
+                shards = self._write_shards(shard_key)
+                if len(shards) > 1:
+                    moving.append((self.schema.key_of(row), shard_key))
+                for shard in shards:
                     by_shard[shard].append(row)
+            self._track(moving)
             return self._put_by_shard(by_shard, ttl)
         by_token = getattr(router, "shard_for_token", None) if router.kind == "hash" else None
         for entity in entities:
@@ -376,6 +392,8 @@ class Repository(Generic[E]):
         self.store.poll()
         if self.store.moving is not None:
             shards = self._key_write_shards(key, shard_key)
+            if len(shards) > 1:
+                self._track([(key, key if self._shard_key_is_key else shard_key)])
             deleted = [self._adapter(shard).delete(self.schema, key) for shard in shards]  # every owner, no short cut
             return deleted[0] if self._shard_key_is_key else any(deleted)
         shards = self._shards_for_key(key, shard_key)
@@ -388,13 +406,17 @@ class Repository(Generic[E]):
         if self.store.moving is not None:
             first: dict[ShardId, list[Any]] = defaultdict(list)
             also: dict[ShardId, list[Any]] = defaultdict(list)
+            moving_keys: list[tuple[Any, Any]] = []
             for key in keys:
                 shards = self._key_write_shards(key, None)
+                if len(shards) > 1:
+                    moving_keys.append((key, key if self._shard_key_is_key else None))
                 primary = shards[:1] if self._shard_key_is_key else shards
                 for shard in primary:
                     first[shard].append(key)
                 for shard in shards[len(primary) :]:
                     also[shard].append(key)
+            self._track(moving_keys)
             existed = sum(
                 self._fan_out(
                     list(first), lambda adapter: adapter.delete_many(self.schema, first[ShardId(adapter.shard)])
@@ -549,7 +571,10 @@ class Repository(Generic[E]):
                 "key: pass shard_key=..."
             )
         if write and self.store.moving is not None:
-            return self._adapter(self._write_shards(route)[0])
+            shards = self._write_shards(route)
+            if len(shards) > 1:
+                self._track([(key, route)])
+            return self._adapter(shards[0])
         return self._adapter(self.store.router.shard_for(route))
 
     def ttl(self, key: Any, *, shard_key: Any = None) -> float | None:
@@ -595,7 +620,8 @@ class Repository(Generic[E]):
         from toolkit.model import EntityValidationError
 
         try:
-            TypeAdapter(self.entity.model_fields[name].annotation).validate_python(value)
+            annotation = self.entity.model_fields[name].annotation
+            TypeAdapter(Any if annotation is None else annotation).validate_python(value)
         except ValidationError as exc:
             raise EntityValidationError(f"{self.entity.__name__}.{name}", exc) from None
 

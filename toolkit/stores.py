@@ -166,6 +166,17 @@ class Store:
             self._state = state
         return True
 
+    def track(self, schema: EntitySchema, pairs: list[tuple[Any, Any]]) -> None:
+        """Log (key, shard key) pairs of moving rows a repository is about to write, for the
+        rebalance's fenced catch-up (a shard key of None: unknown, the pass compares all)."""
+        moving = self.moving
+        if moving is None or not pairs:
+            return
+        from sharding.keys import encode_key
+
+        encoded = [(encode_key(key), b"" if shard is None else encode_key(shard)) for key, shard in pairs]
+        Journal(self._catalog).touch(moving.rebalance, schema.name, encoded)
+
     def _moving(self, state: RoutingState) -> Moving | None:
         """The view of an in-flight rebalance; after cut-over (the epoch reached) its writes
         follow the new router whatever phase the journal still shows."""

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from adapters.base import Adapter
 from adapters.registry import adapter_class, scheme_of
-from sharding.base import ShardId
-from sharding.keys import encode_key, key_from_json
+from sharding.base import DirectoryKeys, ShardId
+from sharding.keys import decode_key, encode_key, key_from_json
 from sharding.rebalance._journal import Journal, RebalanceRecord, UnitRecord
 from sharding.rebalance._plan import Plan, PlannedMove, span_text
 from sharding.rebalance._progress import Progress, ProgressEvent, quiet
@@ -123,7 +123,10 @@ class Rebalancer:
             raise TopologyError(f"store {plan.store!r}: the target moves no rows; nothing to do")
         units = [(move.index, schema.name) for move in plan.moves for schema in plan.schemas]
         data = plan.to_json()
-        data["options"] = {"batch_size": self.options.batch_size}
+        data["options"] = {
+            "batch_size": self.options.batch_size,
+            "verify_before_fence": self.options.verify_before_fence,
+        }
         return self.journal.create(plan.store, plan.from_epoch, data, units)
 
     def run(self, ident: str) -> Summary:
@@ -297,8 +300,49 @@ class Rebalancer:
         return "final"
 
     def _step_final(self, record: RebalanceRecord) -> str:
-        self._units(record, "final", self._reconcile("final"))
+        """Under the fence: re-sync the keys repositories logged while dual-writing (the
+        catch-up), or, if no full verify ran before the fence, compare everything again."""
+        if not record.plan.get("options", {}).get("verify_before_fence", False):
+            self._units(record, "final", self._reconcile("final"))
+            return "cutover"
+        plan = Plan.from_json(record.plan)
+        old, new = plan.routers()
+        batch = self.options.batch_size
+        for schema in plan.schemas:
+            touched = self.journal.touched(record.id, schema.name)
+            if any(not shard_key for shard_key in touched.values()):  # a delete with an unknown shard key
+                self._units(record, "final", self._only(schema.name, self._reconcile("final")))
+                continue
+            groups: dict[tuple[ShardId, ShardId], list[Any]] = {}
+            for encoded, shard_encoded in touched.items():
+                shard_key = decode_key(shard_encoded)
+                source, target = old.shard_for(shard_key), new.shard_for(shard_key)
+                if source != target:
+                    groups.setdefault((source, target), []).append(decode_key(encoded))
+            repaired: dict[int, int] = {}
+            for (source, target), keys in groups.items():
+                mover = Mover(schema, source, target, DirectoryKeys(()), old, new, True, False)
+                count = self._repair(mover, self._adapter(plan, source), self._adapter(plan, target), keys, batch)
+                index = next((m.index for m in plan.moves if (m.source, m.target) == (source, target)), None)
+                if index is not None:
+                    repaired[index] = repaired.get(index, 0) + count
+                self.progress(ProgressEvent("rows", "final", rows=count))
+            for move in plan.moves:
+                self.journal.unit_done(
+                    record.id, move.index, schema.name, "final", repaired=repaired.get(move.index, 0)
+                )
         return "cutover"
+
+    @staticmethod
+    def _only(
+        entity: str, work: Callable[[Plan, PlannedMove, Mover], dict[str, Any]]
+    ) -> Callable[[Plan, PlannedMove, Mover], dict[str, Any]]:
+        """``work`` for one entity's units; the others are left as they are."""
+
+        def only(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
+            return work(plan, move, mover) if mover.schema.name == entity else {}
+
+        return only
 
     def _step_cutover(self, record: RebalanceRecord) -> str:
         plan = Plan.from_json(record.plan)
@@ -325,6 +369,7 @@ class Rebalancer:
         self._settle()  # readers still on the old epoch have moved on
         self._units(record, "cleanup", self._delete_from("source"))
         self.journal.release(plan.store, record.id)
+        self.journal.forget_touched(record.id)
         return "done"
 
     def _abort_steps(self, record: RebalanceRecord) -> None:
@@ -336,6 +381,7 @@ class Rebalancer:
             self._settle()  # nobody writes to the new owners any more
             self._units(record, "abort", self._delete_from("target"))
             self.journal.release(plan.store, record.id)
+        self.journal.forget_touched(record.id)
         self.journal.set_state(record.id, "aborted")
 
     # -- unit work ------------------------------------------------------------------

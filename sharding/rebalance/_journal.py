@@ -2,7 +2,7 @@
 
 Why its own ``MetaData`` on ``catalog.engine``: the catalog module owns topology epochs
 and the directory; the journal is the rebalance's business, so it lives here and is
-created on first use (``ensure_tables``). Four tables:
+created on first use (``ensure_tables``). Five tables:
 
 * ``ps_rebalance``: one row per rebalance; ``state`` is the step to run next, ``plan``
   everything needed to resume without the config file (target shards, router spec,
@@ -12,6 +12,9 @@ created on first use (``ensure_tables``). Four tables:
 * ``ps_rebalance_active``: at most one row per store (primary key), the rebalance that
   is in flight and the phase every Toolkit process must route by. Stores read it with
   their epoch in one query (``routing_state``);
+* ``ps_rebalance_touched``: keys (and shard keys) of moving rows that repositories
+  wrote while the rebalance was in ``dual``, appended before the write itself: the
+  fenced final pass re-syncs exactly these (an append-only log; duplicates are fine);
 * ``ps_entity_schema``: the schemas of entities stored in each store, recorded by
   ``Store.ensure`` so that a CLI process without the application's classes can move
   their rows.
@@ -84,6 +87,16 @@ active_table = sa.Table(
     sa.Column("rebalance", sa.String(32), nullable=False),
     sa.Column("phase", sa.String(16), nullable=False),
     sa.Column("to_epoch", sa.Integer, nullable=False),
+)
+
+touched_table = sa.Table(
+    "ps_rebalance_touched",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rebalance", sa.String(32), nullable=False, index=True),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("key", sa.LargeBinary, nullable=False),
+    sa.Column("shard_key", sa.LargeBinary, nullable=False),
 )
 
 schema_table = sa.Table(
@@ -365,14 +378,44 @@ class Journal:
             ]
 
     def unit_done(self, ident: str, move: int, entity: str, step: str, **counts: Any) -> None:
-        """Mark ``step`` done for one unit and store its counts (one transaction)."""
+        """Mark ``step`` done for one unit and store its counts (one transaction).
+
+        ``repaired`` adds up over the steps (verify, then final); a step already marked
+        done changes nothing, so a step redone after a crash does not count twice.
+        """
         where = (unit_table.c.rebalance == ident, unit_table.c.move == move, unit_table.c.entity == entity)
         with self.engine.begin() as connection:
-            row = connection.execute(sa.select(unit_table.c.done).where(*where)).first()
-            done = list(row.done) if row is not None else []
-            if step not in done:
-                done.append(step)
+            row = connection.execute(sa.select(unit_table.c.done, unit_table.c.repaired).where(*where)).first()
+            if row is None:
+                return
+            done = list(row.done)
+            if step in done:
+                return
+            done.append(step)
+            if "repaired" in counts:
+                counts["repaired"] += row.repaired
             connection.execute(sa.update(unit_table).where(*where).values(done=done, updated_at=_now(), **counts))
+
+    # -- keys written during the move
+    def touch(self, ident: str, entity: str, keys: list[tuple[bytes, bytes]]) -> None:
+        """Log (encoded key, encoded shard key) pairs of moving rows about to be written."""
+        if keys:
+            self._run(
+                "log written keys",
+                sa.insert(touched_table),
+                [{"rebalance": ident, "entity": entity, "key": key, "shard_key": shard} for key, shard in keys],
+            )
+
+    def touched(self, ident: str, entity: str) -> dict[bytes, bytes]:
+        """Encoded key -> encoded shard key of every logged write of ``entity``."""
+        stmt = sa.select(touched_table.c.key, touched_table.c.shard_key).where(
+            touched_table.c.rebalance == ident, touched_table.c.entity == entity
+        )
+        with self.engine.connect() as connection:
+            return {bytes(row.key): bytes(row.shard_key) for row in connection.execute(stmt)}
+
+    def forget_touched(self, ident: str) -> None:
+        self._run("forget written keys", sa.delete(touched_table).where(touched_table.c.rebalance == ident))
 
     # -- the active row every store polls
     def activate(self, store: str, ident: str, phase: str, to_epoch: int) -> None:
