@@ -1,6 +1,6 @@
 """``polystore rebalance``: move a store's rows to a new topology, online, verified, resumable.
 
-Plan -> dual-write -> copy -> verify -> fence -> final verify -> cut over -> clean up.
+Plan -> dual-write (+ change log) -> copy -> verify -> fence -> catch-up -> cut over -> clean up.
 Anchors: Vitess (VReplication copy + catch-up, VDiff, SwitchTraffic), MongoDB chunk
 migration (a short critical section at commit), Redis Cluster slot migration
 (MIGRATING/IMPORTING: both owners are live during the move), Citus shard moves.
@@ -29,27 +29,36 @@ fence per backend would remove it; that is future work.)
 
 1. ``planned -> dual``: tables are ensured on the target shards, then the active row
    says ``dual``. Repositories write keys whose owner changes to the old owner, then
-   the new one; deletes reach both. Reads (get, find, count, scan) keep going to the
-   old owner; fan-out queries drop rows found on a shard that does not own them under
-   the current router, so copies are never seen twice.
-2. ``dual -> copy`` after ``settle``: nobody writes to the old owner only any more.
-   Each unit's rows are read from the source by token range (hash), key range
-   (range) or shard-key lookup (directory) and upserted into the target in batches.
-3. ``verify``: per unit, the source and target rows of the span are compared by key
-   and a 128-bit digest of every field (cross-backend canonical form); the target is
-   repaired to equal the source: rows missing or different are copied again from a
-   fresh read of the source, rows the source lacks are deleted. *The source is
-   authoritative until cut-over*, which is what stops the copy from resurrecting a row
-   deleted after the copy read it (the delete reached the source, so the verify
-   removes the stale copy), and what fixes the interleavings of concurrent
-   dual-writes that leave the two owners different. Count and checksum per unit are
-   journaled.
+   the new one; deletes reach both. Before writing a moving key they append it (and its
+   shard key) to ``ps_rebalance_touched``: the change log the catch-up replays (step 5;
+   Vitess tails the binlog, we log at the only place writes come from). Increments and
+   partial updates go to the old owner only (and are logged). Reads (get, find, count,
+   scan) keep going to the old owner; fan-out queries drop rows found on a shard that
+   does not own them under the current router, so copies are never seen twice.
+2. ``dual -> copy`` after ``settle``: every write of a moving key is now dual and logged.
+   Each unit's rows are read from the source by token range (hash), key range (range)
+   or shard-key lookup (directory) and upserted into the target in batches.
+3. ``verify`` (VDiff): per unit, the source and target rows of the span are compared by
+   key and a 64-bit digest of every field (a canonical form, equal across backends);
+   the target is repaired to equal the source: rows missing or different are copied
+   again from a fresh read of the source, rows the source lacks are deleted. *The source
+   is authoritative until cut-over*, which is what stops the copy from resurrecting a
+   row deleted after the copy read it (the delete reached the source, so the compare
+   removes the stale copy) and what fixes interleavings of concurrent dual-writes that
+   leave the two owners different. Count and checksum per unit are journaled.
 4. ``fence``: the active row says ``fence``; writes of moving keys wait (up to
    ``FENCE_TIMEOUT``, then a retryable StoreUnavailable); other keys flow. After
    ``settle`` no write of a moving key is in flight.
-5. ``final``: the same compare-and-repair, now against a source nobody changes: the
-   target equals the source exactly. The fence lasts this one pass (the summary
-   reports it); step 3 keeps its repairs few.
+5. ``final`` (catch-up, under the fence): every key in the change log is re-read from
+   the source and made equal on the target (upserted, or deleted if the source lacks
+   it). Why that suffices: a row nobody wrote since the copy began was copied (or
+   repaired in step 3) from a source that has not changed since; a row somebody wrote
+   is in the log, and nothing changes any source row now. So the target equals the
+   source exactly, and the fence lasts ``settle`` plus the catch-up, not a full pass.
+   (With ``verify_before_fence=False`` there is no step 3, and this step is a full
+   compare-and-repair instead; a delete whose shard key is unknown, possible for
+   entities sharded by another field, also makes that entity's catch-up a full
+   compare.)
 6. ``cutover``: directory pins are written (directory stores), then
    ``catalog.advance(e -> e + 1)`` (compare-and-set), then the active row says
    ``cleanup``. A process sees the epoch and the phase in the same query; once it sees
@@ -58,11 +67,18 @@ fence per backend would remove it; that is future work.)
    cannot exist: every process saw the fence (step 4), and fenced writes never start.
    From here only ``resume`` goes forward; the way back is a reverse rebalance.
 7. ``cleanup`` after ``settle`` (readers on epoch e have moved on): the moved rows are
-   deleted from the sources; the active row is released; ``done``.
+   deleted from the sources; the active row is released and the change log dropped;
+   ``done``.
 
 ``abort`` (before cut-over): the active row says ``abort`` (writes go to the old owner
 only), then after ``settle`` every unit's copies are deleted from the targets and the
 store is released: the old topology never stopped being the current one.
+
+Costs: while a rebalance is in ``dual``, every write of a moving key is written twice
+and logged once in the catalog. The copy runs at about the speed of a plain batched
+copy; the whole rebalance reads the moving rows three times (copy, and both sides in
+verify) and deletes them once, so end to end it is several times slower than a bare
+copy (see bench/rebalance.py).
 
 Not moved: TTLs (a copied row does not keep its remaining time to live), graph
 relationships (nodes move, edges do not), and directory pins made with
