@@ -118,7 +118,14 @@ def _marker_table(adapter: Any) -> sa.Table:
             sa.Column("at", sa.Double, nullable=False),
             schema=getattr(adapter, "schema", None),
         )
-        metadata.create_all(adapter.engine, checkfirst=True)
+        for attempt in range(5):  # another thread or process may be creating it right now
+            try:
+                metadata.create_all(adapter.engine, checkfirst=True)
+                break
+            except sa.exc.SQLAlchemyError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         _MARKER_TABLES[id(adapter)] = table
     return table
 

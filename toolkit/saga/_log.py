@@ -23,6 +23,7 @@ import builtins
 import enum
 import itertools
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -177,9 +178,25 @@ class SagaLog:
         marker = (id(engine), str(engine.url))
         with _CREATE_LOCK:
             if marker not in _CREATED:
-                with self._errors("create the saga log tables"):
-                    metadata.create_all(engine, checkfirst=True)
+                self._create_tables()
                 _CREATED.add(marker)
+
+    def _create_tables(self) -> None:
+        """CREATE TABLE IF MISSING, tolerating another process creating them at the same moment.
+
+        ``checkfirst`` is a read then a write: two processes starting together can both
+        see no table and one CREATE fails ("already exists", or a unique violation in
+        PostgreSQL's catalog). Checking again then finds the winner's tables.
+        """
+        for attempt in range(5):
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                return
+            except SQLAlchemyError:
+                if attempt == 4:
+                    with self._errors("create the saga log tables"):
+                        raise
+                time.sleep(0.05 * (attempt + 1))
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:

@@ -1,0 +1,258 @@
+"""The checkout example: on the embedded default, on the real servers, and with a server stopped.
+
+A failure at any step must leave nothing behind in any of the five stores, and the
+stock counter must be back where it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from examples.checkout.app import CHECKOUT, STEPS, Stock, effects, place_order, setup
+from tests.saga.conftest import FAST, FAST_COMP
+from tests.saga.servers import CONFIG, checkout_toolkit, cleanup_checkout, require_all
+from tests.servers import ROOT
+from toolkit import Toolkit
+from toolkit.cli import app
+from toolkit.config import CatalogConfig, Config, ShardConfig, StoreConfig
+from toolkit.saga import Saga, SagaCoordinator, SagaState
+
+SCRIPT = ROOT / "examples" / "checkout" / "app.py"
+QUICK = Saga(
+    "checkout",
+    [dataclasses.replace(step, retry=FAST, compensation_retry=FAST_COMP) for step in CHECKOUT.steps],
+)
+"""The example's saga with retry waits of milliseconds, so failing tests do not sleep."""
+
+
+def _exercise(toolkit: Toolkit, run: str) -> None:
+    """One good order, then one failing at every step: all effects, then none."""
+    setup(toolkit, skus={"A-1": 100}, customers=["ada"])
+    ok = place_order(toolkit, f"{run}-ok", "ada", "A-1", 3)
+    assert ok.state == SagaState.COMPLETED, ok.error
+    assert all(effects(toolkit, f"{run}-ok", "ada").values())
+    stock = toolkit.repository(Stock)
+    assert stock.get("A-1") == Stock(sku="A-1", units=97)
+    for step in STEPS:
+        order = f"{run}-{step}"
+        outcome = place_order(toolkit, order, "ada", "A-1", 2, fail_at=step)
+        assert outcome.state == SagaState.COMPENSATED, (step, outcome.error)
+        assert f"injected failure in step '{step}'" in (outcome.error or "")
+        assert not any(effects(toolkit, order, "ada").values()), (step, effects(toolkit, order, "ada"))
+        assert stock.get("A-1") == Stock(sku="A-1", units=97), step
+    # Out of stock is a business failure: compensated at once, never retried.
+    outcome = place_order(toolkit, f"{run}-big", "ada", "A-1", 500)
+    assert outcome.state == SagaState.COMPENSATED
+    assert "OutOfStock" in (outcome.error or "")
+    assert stock.get("A-1") == Stock(sku="A-1", units=97)
+    # The same order again returns the recorded outcome and changes nothing.
+    again = place_order(toolkit, f"{run}-ok", "ada", "A-1", 3)
+    assert again.replayed
+    assert again.id == ok.id
+    assert stock.get("A-1") == Stock(sku="A-1", units=97)
+
+
+def test_checkout_on_the_embedded_default(tmp_path: Path) -> None:
+    with Toolkit.embedded(tmp_path / "data") as toolkit:
+        _exercise(toolkit, "emb")
+
+
+def test_the_example_script_runs_on_the_embedded_default(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--fail-at", "purchase"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "completed" in lines[0]
+    assert "effects present: ['document', 'event', 'order', 'purchase']" in lines[0]
+    assert "compensated" in lines[1]
+    assert "effects present: none" in lines[1]
+    assert lines[-1] == "stock A-1: 8 units"
+
+
+def test_the_stack_config_uses_the_stack_ports() -> None:
+    import tomllib
+
+    endpoints = tomllib.loads((ROOT / "stack" / "endpoints.toml").read_text())
+    text = CONFIG.read_text()
+    assert endpoints["postgres"]["catalog"] in text
+    for url in endpoints["postgres"]["shards"]:
+        assert url in text
+    assert endpoints["redis"]["shards"][0] in text
+    assert endpoints["mongo"]["shards"][0] in text
+    assert endpoints["neo4j"]["shards"][0] in text
+    assert f"cassandra://{endpoints['cassandra']['contact_points'][0]}/" in text
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    require_all()
+    name = f"co{uuid.uuid4().hex[:8]}_"
+    yield name
+    cleanup_checkout(name)
+
+
+@pytest.mark.servers
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.mongo
+@pytest.mark.cassandra
+@pytest.mark.neo4j
+def test_checkout_across_the_real_servers(namespace: str) -> None:
+    with checkout_toolkit(namespace) as toolkit:
+        _exercise(toolkit, namespace)
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--config", str(CONFIG), "--fail-at", "event"],
+            env={**os.environ, "CHECKOUT_NAMESPACE": namespace},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "completed" in done.stdout
+        assert "effects present: none" in done.stdout
+
+
+# -- a stopped server -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of this test's own (the stack's are shared: never stop those)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = _free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(20)
+            self.process = None
+
+
+def _with_redis_stock(data: Path, port: int) -> Config:
+    stock = StoreConfig(
+        name="checkout_stock",
+        kind="keyvalue",
+        shards=(ShardConfig("s0", f"redis://127.0.0.1:{port}/0"),),
+        options={"socket_timeout": 2, "connect_timeout": 1},
+    )
+    embedded = Config.embedded_default(data)
+    return Config(catalog=CatalogConfig(embedded.catalog.url), stores={"checkout_stock": stock}, data_dir=data)
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="needs the redis-server binary (stack/stack installs it)"
+)
+def test_a_stopped_server_compensates_and_a_failed_compensation_needs_attention(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    data = tmp_path / "data"
+    try:
+        with Toolkit(_with_redis_stock(data, server.port)) as toolkit:
+            setup(toolkit, skus={"A-1": 10}, customers=["ada"])
+            # 1. The stock server is down when the step runs: retried, then compensated, and
+            # the stock step's own compensation must confirm on the server that nothing was
+            # taken: until the server is back the saga needs attention.
+            server.stop()
+            down = toolkit.sagas.run(QUICK, {"order": "d1", "customer": "ada", "sku": "A-1", "qty": 1}, key="d1")
+            assert down.state == SagaState.NEEDS_ATTENTION
+            assert "compensation of step 1 (stock)" in (down.error or "")
+            events = toolkit.sagas.get(down.id).events
+            assert len([e for e in events if e.kind == "step_retry"]) == FAST.max_attempts - 1
+            assert "StoreUnavailable" in next(e.detail or "" for e in events if e.kind == "step_failed")
+            server.start()
+            assert toolkit.sagas.resume(down.id).state == SagaState.COMPENSATED
+            assert not any(effects(toolkit, "d1", "ada").values())
+
+            # 2. The server stops after the stock was taken and before it is given back.
+            def stop_before_release(point: str) -> None:
+                if point == "before-comp:1" and server.process is not None:
+                    server.stop()
+
+            stopping = SagaCoordinator(toolkit, fault_hook=stop_before_release)
+            payload = {"order": "d2", "customer": "ada", "sku": "A-1", "qty": 4, "fail_at": "event"}
+            stuck = stopping.run(QUICK, payload, key="d2")
+            assert stuck.state == SagaState.NEEDS_ATTENTION
+            assert "compensation of step 1 (stock)" in (stuck.error or "")
+            assert not effects(toolkit, "d2", "ada")["document"]  # steps above the stock were undone
+            assert effects(toolkit, "d2", "ada")["order"]  # the order row waits for the stock
+        _write_config(tmp_path / "polystore.toml", data, server.port)
+        shown = CliRunner().invoke(
+            app,
+            ["saga", "list", "--state", "needs_attention", "-c", str(tmp_path / "polystore.toml")],
+            env={"COLUMNS": "250"},
+        )
+        assert shown.exit_code == 0, shown.output
+        assert stuck.id in shown.output
+        assert "StoreUnavailable" in shown.output
+        # 3. The server is back: a person resumes the saga, which finishes compensating.
+        server.start()
+        with Toolkit(_with_redis_stock(data, server.port)) as toolkit:
+            resumed = toolkit.sagas.resume(stuck.id, [QUICK])
+            assert resumed.state == SagaState.COMPENSATED
+            assert not any(effects(toolkit, "d2", "ada").values())
+            assert toolkit.repository(Stock).get("A-1") == Stock(sku="A-1", units=10)
+    finally:
+        server.stop()
+
+
+def _write_config(path: Path, data: Path, port: int) -> None:
+    path.write_text(
+        f'data_dir = "{data}"\n[catalog]\nurl = "sqlite:///{data}/catalog.db"\n'
+        f'[stores.checkout_stock]\nkind = "keyvalue"\n[stores.checkout_stock.shards]\ns0 = "redis://127.0.0.1:{port}/0"\n',
+        encoding="utf-8",
+    )

@@ -1,0 +1,83 @@
+"""SIGKILL at random points, then recovery: every saga has all of its effects or none.
+
+200 runs on the embedded default (SQLite files for the catalog and all five stores)
+and 30 runs across the real servers (catalog in PostgreSQL; orders in PostgreSQL,
+stock in Redis, documents in MongoDB-wire, events in Cassandra, purchases in Neo4j).
+Every run prints its seed; ``POLYSTORE_SAGA_SEEDS`` replays chosen ones.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.saga.harness import embedded_toolkit, run_faults
+from tests.saga.servers import checkout_toolkit, cleanup_checkout, require_all
+
+
+def _seeds(base: int, count: int) -> list[int]:
+    chosen = os.environ.get("POLYSTORE_SAGA_SEEDS")
+    if chosen:
+        return [int(seed) for seed in chosen.split(",")]
+    return list(range(base, base + count))
+
+
+@pytest.mark.slow
+def test_sigkill_then_recovery_on_the_embedded_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "data")
+    lines: list[str] = []
+    with embedded_toolkit(data) as toolkit:
+        report = run_faults(
+            toolkit,
+            embedded_toolkit,
+            data,
+            _seeds(1000, 200),
+            orders=3,
+            max_point=60,
+            max_delay=0.04,
+            run_tag="e",
+            log=lines.append,
+        )
+    with capsys.disabled():
+        print("\n" + report.line("the embedded default (SQLite)"))
+    assert report.violations == [], "\n".join(report.violations + lines)
+    assert report.self_kills + report.timer_kills >= len(report.seeds) * 0.6
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    require_all()
+    name = f"fi{uuid.uuid4().hex[:8]}_"
+    yield name
+    cleanup_checkout(name)
+
+
+@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.mongo
+@pytest.mark.cassandra
+@pytest.mark.neo4j
+def test_sigkill_then_recovery_across_the_real_servers(namespace: str, capsys: pytest.CaptureFixture[str]) -> None:
+    lines: list[str] = []
+    with checkout_toolkit(namespace) as toolkit:
+        report = run_faults(
+            toolkit,
+            checkout_toolkit,
+            namespace,
+            _seeds(5000, 30),
+            orders=2,
+            max_point=45,
+            max_delay=0.35,
+            run_tag=namespace,
+            log=lines.append,
+        )
+    with capsys.disabled():
+        print("\n" + report.line("the real servers"))
+    assert report.violations == [], "\n".join(report.violations + lines)
+    assert report.self_kills + report.timer_kills >= len(report.seeds) * 0.5
