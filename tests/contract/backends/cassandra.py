@@ -91,8 +91,6 @@ def _drop_created() -> None:
         _KEEPER.close()
 
 
-
-
 class CassandraBackend(ContractBackend):
     name = "cassandra"
     scheme = "cassandra"
