@@ -272,8 +272,8 @@ def _via_log(
         try:
             value = repository.increment(key, field, amount, shard_key=shard_key)
         except StoreError as exc:
-            if not exc.retryable:  # certainly not applied: settle the marker (compensation follows)
-                log.mark(marker, UNDONE, time.time(), expect=INTENT)
+            if not exc.retryable:  # certainly not applied (no row, bad field): as if never announced
+                log.unmark(marker, expect=INTENT)
             raise
         log.mark(marker, APPLIED, time.time(), expect=INTENT)
         return value

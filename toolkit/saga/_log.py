@@ -352,6 +352,15 @@ class SagaLog:
                 return False
             raise
 
+    def unmark(self, marker: str, *, expect: str) -> bool:
+        """Delete a marker still in state ``expect``; True if it was."""
+        with self._write("remove an effect marker") as connection:
+            return bool(
+                connection.execute(
+                    sa.delete(effect_table).where(effect_table.c.marker == marker, effect_table.c.state == expect)
+                ).rowcount
+            )
+
     def marker(self, marker: str) -> str | None:
         stmt = sa.select(effect_table.c.state).where(effect_table.c.marker == marker)
         with self._errors("read an effect marker"), self.engine.connect() as connection:
