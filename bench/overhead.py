@@ -1,205 +1,214 @@
-"""What polystore's repository costs on top of SQLAlchemy Core and the raw driver.
+"""What polystore's repository costs on top of each backend's raw driver, side by side in one run.
 
-Runs, side by side in one process on the same SQLite file layout and the same rows:
+For every backend (SQLite, PostgreSQL, MongoDB, Redis, Cassandra, Neo4j) the repository's
+``get``, ``put`` and ``put_many`` run against the raw driver doing the same work on the
+same stored layout (the adapter's own table, collection, keys or label):
 
-* ``polystore``: ``Repository.get`` / ``put`` / ``put_many`` (validation, routing,
-  token, adapter);
-* ``sqlalchemy``: SQLAlchemy Core executing the same statements directly
-  (the same table, the same upsert, a reused statement object);
-* ``sqlite3``: the DBAPI driver with hand-written SQL.
+* sqlite: ``sqlite3`` and SQLAlchemy Core;  postgres: ``psycopg`` and SQLAlchemy Core;
+* mongo: ``find_one`` / ``replace_one(upsert)`` / ``bulk_write`` of ReplaceOne;
+* redis: ``HGETALL`` / ``HSET`` (row only) and a MULTI writing the whole layout, batches
+  as pipelines;
+* cassandra: prepared SELECT / INSERT, ``execute_concurrent_with_args``;
+* neo4j: ``MATCH`` / ``MERGE`` with parameters, ``UNWIND`` for the batch.
 
-It prints operations per second and the ratios. Targets (issue 2): single get/put
-within 1.2x of Core; put_many at least 0.9x of Core's executemany. Nothing here is
-asserted: machines are shared and noisy; compare within one run.
+Single operations report the time ratio (polystore time / driver time; target <= 1.2x),
+batches the throughput ratio (polystore rows/s / driver rows/s; target >= 0.9x). Each
+measurement is the best of ``--repeat`` runs, and the contenders of one operation take
+turns within every round, so drift on a shared machine hits them alike. A backend whose
+server does not answer is reported as unreachable. Every run writes under a fresh
+namespace and removes what it wrote. Nothing here is asserted: compare within one run.
 
-    python bench/overhead.py [--rows 20000] [--repeat 3]
+    python bench/overhead.py [--backends sqlite,postgres,mongo,redis,cassandra,neo4j] [--rows 300] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from adapters.relational import _sqlite_pragmas
-from sharding.keys import token
-from toolkit import Entity, Toolkit
-from toolkit.config import CatalogConfig, Config, RouterConfig, ShardConfig, StoreConfig, sqlite_url
+from _overhead_common import OPERATIONS, POLYSTORE, Context, Op, Suite, Unreachable, rows
+from _overhead_servers import build_cassandra, build_mongo, build_neo4j, build_redis
+from _overhead_sql import build_postgres, build_sqlite
+
+BUILDERS: dict[str, Callable[[Context, Suite], None]] = {
+    "sqlite": build_sqlite,
+    "postgres": build_postgres,
+    "mongo": build_mongo,
+    "redis": build_redis,
+    "cassandra": build_cassandra,
+    "neo4j": build_neo4j,
+}
+SINGLE_TARGET = 1.2
+"""Single operations: polystore's time at most this multiple of the driver's."""
+BATCH_TARGET = 0.9
+"""Batches: polystore's throughput at least this fraction of the driver's own batch."""
 
 
-class Account(Entity, store="bench", key="id"):
-    id: int
-    name: str
-    balance: float
-    active: bool
+@dataclass(slots=True)
+class Outcome:
+    """One backend's result: best seconds per operation per contender, or why there is none."""
+
+    backend: str
+    server: str = ""
+    seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
 
 
-def rows(count: int) -> list[dict[str, object]]:
-    return [{"id": i, "name": f"user-{i}", "balance": i * 1.5, "active": i % 2 == 0} for i in range(count)]
+def timed(operation: Op) -> float:
+    start = time.perf_counter()
+    operation()
+    return time.perf_counter() - start
 
 
-def timed(operation: Callable[[], object], repeat: int) -> float:
-    """Best of ``repeat`` runs, in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        operation()
-        best = min(best, time.perf_counter() - start)
+def measure(suite: Suite, repeat: int, advance: Callable[[str], None]) -> dict[str, dict[str, float]]:
+    """Best of ``repeat`` per (operation, contender); contenders alternate within each round.
+
+    The order of contenders flips every round, so neither always runs first (warm caches,
+    a server's background work) in a round.
+    """
+    best: dict[str, dict[str, float]] = {}
+    for operation in OPERATIONS:
+        runners = [(name, ops[operation]) for name, ops in suite.contenders.items() if operation in ops]
+        for round_number in range(repeat):
+            advance(f"{suite.backend} {operation} (round {round_number + 1}/{repeat})")
+            for name, op in runners if round_number % 2 == 0 else reversed(runners):
+                seconds = timed(op)
+                slot = best.setdefault(operation, {})
+                slot[name] = min(slot.get(name, float("inf")), seconds)
     return best
 
 
-def polystore_ops(directory: Path, data: list[dict[str, object]]) -> dict[str, Callable[[], object]]:
-    store = StoreConfig("bench", "relational", (ShardConfig("s0", sqlite_url(directory / "ps.db")),), RouterConfig())
-    toolkit = Toolkit(Config(CatalogConfig(sqlite_url(directory / "catalog.db")), {"bench": store}, directory, "bench"))
-    repo = toolkit.repository(Account)
-    entities = [Account(**row) for row in data]  # type: ignore[arg-type]
-    repo.put_many(entities)
-    keys = [row["id"] for row in data]
-    return {
-        "get": lambda: [repo.get(key) for key in keys],
-        "put": lambda: [repo.put(entity) for entity in entities],
-        "put_many": lambda: repo.put_many(entities),
-    }
+def run_backend(name: str, ctx: Context, repeat: int, advance: Callable[[str], None]) -> Outcome:
+    """Build, measure and clean up one backend; an unreachable server becomes an outcome, not a crash."""
+    outcome = Outcome(name)
+    ctx.tmp.mkdir(parents=True, exist_ok=True)
+    advance(f"{name}: connecting and loading {len(ctx.data)} rows")
+    suite = Suite(name)
+    try:
+        BUILDERS[name](ctx, suite)
+    except Exception as exc:  # reported in the table; the other backends still run
+        failures = suite.cleanup()
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        kind = "unreachable" if isinstance(exc, Unreachable) else f"setup failed: {type(exc).__name__}"
+        outcome.error = f"{kind}: {first}"
+        outcome.notes = [f"cleanup failed: {failure}" for failure in failures]
+        return outcome
+    outcome.server = suite.server
+    outcome.notes = suite.notes
+    try:
+        outcome.seconds = measure(suite, repeat, advance)
+    except Exception as exc:  # a backend failing mid-run is reported; the others still run
+        outcome.error = f"failed while measuring: {type(exc).__name__}: {exc}"
+    finally:
+        advance(f"{name}: cleaning up")
+        failures = suite.cleanup()
+        outcome.notes = [*outcome.notes, *(f"cleanup failed: {failure}" for failure in failures)]
+    return outcome
 
 
-def core_ops(directory: Path, data: list[dict[str, object]]) -> dict[str, Callable[[], object]]:
-    engine = sa.create_engine(sqlite_url(directory / "core.db"))
-    metadata = sa.MetaData()
-    table = sa.Table(
-        "account",
-        metadata,
-        sa.Column("id", sa.BigInteger, primary_key=True),
-        sa.Column("name", sa.Text, nullable=False),
-        sa.Column("balance", sa.Double, nullable=False),
-        sa.Column("active", sa.Boolean, nullable=False),
-        sa.Column("_ps_token", sa.BigInteger, nullable=False),
+def ratio_row(operation: str, rows_count: int, ours: float, theirs: float) -> tuple[str, str, str, bool]:
+    """(polystore ops/s, driver ops/s, ratio text, target met) for best seconds ``ours``/``theirs``."""
+    if operation == "put_many":
+        ratio = theirs / ours  # throughput ratio: polystore rows/s over the driver's
+        met = ratio >= BATCH_TARGET
+        text = f"{ratio:.2f}x thr"
+    else:
+        ratio = ours / theirs  # time ratio: polystore time over the driver's
+        met = ratio <= SINGLE_TARGET
+        text = f"{ratio:.2f}x time"
+    return f"{rows_count / ours:,.0f}", f"{rows_count / theirs:,.0f}", text, met
+
+
+def render(outcomes: list[Outcome], rows_count: int, repeat: int, console: Console) -> None:
+    table = Table(
+        title=f"polystore repository vs raw drivers: {rows_count} rows per backend, best of {repeat}, one shard each",
+        caption=f"single ops: time ratio, target <= {SINGLE_TARGET}x;  put_many: throughput ratio, "
+        f"target >= {BATCH_TARGET}x (ops/s: rows per second)",
     )
-    sa.Index("ix_account_token", table.c._ps_token, table.c.id)
-    # The same PRAGMAs the relational adapter sets, so both do the same I/O.
-    sa.event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
-    insert = sqlite_dialect.insert(table)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[table.c.id], set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != "id"}
-    )
-    select = sa.select(table).where(table.c.id == sa.bindparam("k"))
-    params = [{**row, "_ps_token": token(row["id"])} for row in data]
-
-    def put_one() -> None:
-        for row in params:
-            with engine.begin() as connection:
-                connection.execute(upsert, row)
-
-    def get_one() -> None:
-        for row in params:
-            with engine.connect() as connection:
-                connection.execute(select, {"k": row["id"]}).mappings().first()
-
-    def put_many() -> None:
-        with engine.begin() as connection:
-            connection.execute(upsert, params)
-
-    put_many()
-    return {"get": get_one, "put": put_one, "put_many": put_many}
-
-
-def raw_ops(directory: Path, data: list[dict[str, object]]) -> dict[str, Callable[[], object]]:
-    connection = sqlite3.connect(directory / "raw.db", isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(
-        "CREATE TABLE account (id INTEGER PRIMARY KEY, name TEXT NOT NULL, balance REAL NOT NULL,"
-        " active BOOLEAN NOT NULL, _ps_token INTEGER NOT NULL)"
-    )
-    connection.execute("CREATE INDEX ix_account_token ON account (_ps_token, id)")
-    sql = (
-        "INSERT INTO account (id, name, balance, active, _ps_token) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, balance = excluded.balance,"
-        " active = excluded.active, _ps_token = excluded._ps_token"
-    )
-    params = [(row["id"], row["name"], row["balance"], row["active"], token(row["id"])) for row in data]
-
-    def put_one() -> None:
-        for row in params:
-            connection.execute("BEGIN")
-            connection.execute(sql, row)
-            connection.execute("COMMIT")
-
-    def get_one() -> None:
-        for row in params:
-            connection.execute(
-                "SELECT id, name, balance, active, _ps_token FROM account WHERE id = ?", (row[0],)
-            ).fetchone()
-
-    def put_many() -> None:
-        connection.execute("BEGIN")
-        connection.executemany(sql, params)
-        connection.execute("COMMIT")
-
-    put_many()
-    return {"get": get_one, "put": put_one, "put_many": put_many}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=5000, help="rows per operation (default 5000)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts (default 3)")
-    args = parser.parse_args()
-    console = Console()
-    data = rows(args.rows)
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        contenders = {"polystore": polystore_ops, "sqlalchemy": core_ops, "sqlite3": raw_ops}
-        built = {name: build(directory, data) for name, build in contenders.items()}
-        operations = ["get", "put", "put_many"]
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("measuring", total=len(operations) * len(built))
-            for operation in operations:
-                # Interleave contenders per operation so drift on a noisy machine hits all alike.
-                for name, ops in built.items():
-                    progress.update(task, description=f"{operation}: {name}")
-                    seconds = timed(ops[operation], args.repeat)
-                    results.setdefault(operation, {})[name] = args.rows / seconds
-                    progress.advance(task)
-    table = Table(title=f"Single-shard SQLite, {args.rows} rows, best of {args.repeat}")
-    table.add_column("operation")
-    for name in ("polystore", "sqlalchemy", "sqlite3"):
-        table.add_column(f"{name} ops/s", justify="right")
-    table.add_column("time vs Core", justify="right")
-    table.add_column("time vs sqlite3", justify="right")
-    table.add_column("target", justify="left")
-    for operation, speeds in results.items():
-        vs_core = speeds["sqlalchemy"] / speeds["polystore"]
-        vs_raw = speeds["sqlite3"] / speeds["polystore"]
-        if operation == "put_many":
-            goal, ok = "throughput >= 0.9x Core", speeds["polystore"] >= 0.9 * speeds["sqlalchemy"]
-        else:
-            goal, ok = "time <= 1.2x Core", vs_core <= 1.2
-        table.add_row(
-            operation,
-            *(f"{speeds[name]:,.0f}" for name in ("polystore", "sqlalchemy", "sqlite3")),
-            f"{vs_core:.2f}x",
-            f"{vs_raw:.2f}x",
-            f"{goal}: {'[green]PASS' if ok else '[red]MISS'}",
-        )
+    for column, justify in (
+        ("backend", "left"),
+        ("operation", "left"),
+        ("baseline", "left"),
+        ("polystore ops/s", "right"),
+        ("baseline ops/s", "right"),
+        ("ratio", "right"),
+        ("target", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for outcome in outcomes:
+        if not outcome.seconds:
+            table.add_row(outcome.backend, "-", "-", "-", "-", "-", f"[yellow]{outcome.error or 'no result'}")
+            table.add_section()
+            continue
+        for operation in OPERATIONS:
+            times = outcome.seconds.get(operation, {})
+            ours = times.get(POLYSTORE)
+            for baseline, theirs in times.items():
+                if baseline == POLYSTORE or ours is None:
+                    continue
+                mine, other, ratio, met = ratio_row(operation, rows_count, ours, theirs)
+                verdict = "[green]PASS" if met else "[red]MISS"
+                table.add_row(outcome.backend, operation, baseline, mine, other, ratio, verdict)
+        if outcome.error:
+            table.add_row(outcome.backend, "-", "-", "-", "-", "-", f"[yellow]{outcome.error}")
+        table.add_section()
     console.print(table)
-    median = statistics.median(speeds["sqlalchemy"] / speeds["polystore"] for speeds in results.values())
-    console.print(f"median time ratio vs Core: {median:.2f}x (below 1 means polystore is faster)")
+    for outcome in outcomes:
+        if outcome.server:
+            console.print(f"[dim]{outcome.backend}: {outcome.server}")
+        for note in dict.fromkeys(outcome.notes):
+            console.print(f"[dim]  {note}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--backends",
+        default=",".join(BUILDERS),
+        help=f"comma-separated, from {','.join(BUILDERS)} (default: all; unreachable ones are reported)",
+    )
+    parser.add_argument("--rows", type=int, default=300, help="rows (and single operations) per backend (default 300)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per measurement; the best counts (default 3)")
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.backends.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BUILDERS]
+    if unknown or not names or args.rows < 1 or args.repeat < 1:
+        parser.error(f"unknown backends {unknown}" if unknown else "need a backend, --rows >= 1, --repeat >= 1")
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    namespace = f"ovh{uuid.uuid4().hex[:8]}_"
+    data = rows(args.rows)
+    outcomes: list[Outcome] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with tempfile.TemporaryDirectory() as tmp, Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=len(names) * (len(OPERATIONS) * args.repeat + 2))
+        for name in names:
+            done_before = progress.tasks[0].completed
+
+            def advance(description: str) -> None:
+                progress.update(task, description=description, advance=1)
+
+            outcome = run_backend(name, Context(data, namespace, Path(tmp) / name), args.repeat, advance)
+            outcomes.append(outcome)
+            # An unreachable backend skips its steps: keep the bar honest.
+            progress.update(task, completed=done_before + len(OPERATIONS) * args.repeat + 2)
+    render(outcomes, args.rows, args.repeat, console)
+    console.print(f"namespace of this run: {namespace} (removed)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

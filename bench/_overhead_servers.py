@@ -1,0 +1,277 @@
+"""MongoDB, Redis, Cassandra and Neo4j for bench/overhead.py: the repository against the raw driver.
+
+Each baseline opens its own client and writes into the collection, keys, table or label
+the adapter created, in the adapter's stored layout (checked: the repository reads the
+baseline's rows back equal). Anything the layout needs that is not the driver's work
+(encoded keys, tokens, encoded values) is computed before timing; polystore computes it
+inside its timing, which is exactly the overhead being measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _overhead_common import Context, Suite, Unreachable, check_layout, endpoint, polystore_side
+
+from toolkit.config import RouterConfig, ShardConfig, StoreConfig
+
+
+def _store(url: str, options: dict[str, Any]) -> StoreConfig:
+    kinds = {"mongodb": "document", "redis": "keyvalue", "cassandra": "column", "bolt": "graph"}
+    return StoreConfig("bench", kinds[url.partition("://")[0]], (ShardConfig("s0", url),), RouterConfig(), options)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:120] if text else ''}"
+
+
+# -- MongoDB (pymongo) ---------------------------------------------------------------
+
+
+def build_mongo(ctx: Context, suite: Suite) -> None:
+    try:
+        import pymongo
+        from pymongo import ReplaceOne
+    except ImportError as exc:
+        raise Unreachable(f"pymongo is not installed ({exc})") from exc
+    url = endpoint("mongo", "shards", "POLYSTORE_MONGO_URL")[0]
+    client: Any = pymongo.MongoClient(
+        url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, socketTimeoutMS=30000
+    )  # a socket timeout: a server that accepts but never answers must not hang the run
+    try:
+        client.admin.command("ping")
+    except Exception as exc:
+        client.close()
+        raise Unreachable(_first_line(exc)) from exc
+    suite.server = url.partition("://")[2]
+    suite.cleanups.append(client.close)
+    database = client.get_default_database()
+
+    def drop_namespace() -> None:
+        for name in database.list_collection_names():
+            if name.startswith(ctx.namespace):
+                database.drop_collection(name)
+
+    suite.cleanups.append(drop_namespace)
+    _, repo, entities = polystore_side(ctx, suite, _store(url, {"namespace": ctx.namespace, "connect_timeout": 5}))
+    collection = database[f"{ctx.namespace}account"]
+    docs = [
+        {"_id": row["id"], "name": row["name"], "balance": row["balance"], "active": row["active"], "_ps_token": tok}
+        for row, tok in zip(ctx.data, ctx.tokens(), strict=True)
+    ]
+
+    def get() -> None:
+        for doc in docs:
+            collection.find_one({"_id": doc["_id"]})
+
+    def put() -> None:
+        for doc in docs:
+            collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    def put_many() -> None:
+        collection.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False)
+
+    suite.contenders["pymongo"] = {"get": get, "put": put, "put_many": put_many}
+    put_many()
+    check_layout(suite, repo, entities, "pymongo")
+    suite.notes.append("mongo batch: bulk_write of ReplaceOne(upsert) (insert_many cannot upsert)")
+
+
+# -- Redis (redis-py) ----------------------------------------------------------------
+
+
+def build_redis(ctx: Context, suite: Suite) -> None:
+    try:
+        import redis
+    except ImportError as exc:
+        raise Unreachable(f"redis-py is not installed ({exc})") from exc
+    url = endpoint("redis", "shards", "POLYSTORE_REDIS_URL")[0]
+    client: Any = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+    try:
+        client.ping()
+    except Exception as exc:
+        client.close()
+        raise Unreachable(_first_line(exc)) from exc
+    suite.server = url.partition("://")[2]
+    suite.cleanups.append(client.close)
+
+    def drop_namespace() -> None:
+        for key in client.scan_iter(match=f"*{ctx.namespace}*", count=1000):
+            client.delete(key)
+
+    suite.cleanups.append(drop_namespace)
+    adapter, repo, entities = polystore_side(ctx, suite, _store(url, {"namespace": ctx.namespace}))
+    # The adapter's own layout helpers, used only here, before timing, to mirror its keys
+    # and encodings byte for byte: the baselines then store exactly what it stores.
+    layout = adapter._get_layout(repo.schema)
+    prepared = []
+    for row, tok in zip(ctx.data, ctx.tokens(), strict=True):
+        full = {**row, "_ps_token": tok}
+        (row_key, index_key, key_index_key), keyhex, suffix = layout.keys_of(row["id"])
+        pairs, tokenhex = layout.encode(full)
+        ordered = layout.ordered_shard_key(full)
+        mapping = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        mapping[b"_ps_k"] = ordered
+        prepared.append((row_key, mapping, index_key, tokenhex + keyhex, key_index_key, ordered + suffix))
+
+    def get() -> None:
+        for row_key, *_ in prepared:
+            client.hgetall(row_key)
+
+    def put_hset() -> None:
+        for row_key, mapping, *_ in prepared:
+            client.hset(row_key, mapping=mapping)
+
+    def batch_hset() -> None:
+        for start in range(0, len(prepared), 500):
+            pipe = client.pipeline(transaction=False)
+            for row_key, mapping, *_ in prepared[start : start + 500]:
+                pipe.hset(row_key, mapping=mapping)
+            pipe.execute()
+
+    def write_row(pipe: Any, item: tuple[Any, ...]) -> None:
+        row_key, mapping, index_key, member, key_index_key, key_member = item
+        pipe.delete(row_key)
+        pipe.hset(row_key, mapping=mapping)
+        pipe.zadd(index_key, {member: 0})
+        pipe.zadd(key_index_key, {key_member: 0})
+
+    def put_layout() -> None:
+        for item in prepared:
+            pipe = client.pipeline(transaction=True)
+            write_row(pipe, item)
+            pipe.execute()
+
+    def batch_layout() -> None:
+        for start in range(0, len(prepared), 500):
+            pipe = client.pipeline(transaction=False)
+            for item in prepared[start : start + 500]:
+                write_row(pipe, item)
+            pipe.execute()
+
+    suite.contenders["redis-py HSET"] = {"get": get, "put": put_hset, "put_many": batch_hset}
+    suite.contenders["redis-py MULTI row+index"] = {"put": put_layout, "put_many": batch_layout}
+    for name in suite.contenders:
+        if name != "polystore":
+            suite.contenders[name]["put_many"]()
+            check_layout(suite, repo, entities, name)
+    suite.notes.append(
+        "redis: 'HSET' writes the row hash only (HGETALL reads it); 'MULTI row+index' writes the adapter's"
+        " whole layout (DEL+HSET row, ZADD token index, ZADD shard-key index) atomically, as its Lua script"
+        " does; batches are non-transactional pipelines of 500, like the adapter's EVALSHA pipelines"
+    )
+
+
+# -- Cassandra (cassandra-driver) ----------------------------------------------------
+
+
+def build_cassandra(ctx: Context, suite: Suite) -> None:
+    try:
+        from cassandra import ConsistencyLevel
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.concurrent import execute_concurrent_with_args
+        from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+        from cassandra.query import tuple_factory
+
+        from adapters.column import _CONCURRENCY, skey_prefix
+    except ImportError as exc:
+        raise Unreachable(f"cassandra-driver is not installed ({exc})") from exc
+    point = endpoint("cassandra", "contact_points", "POLYSTORE_CASSANDRA_URL")[0]
+    point = point.partition("://")[2].partition("/")[0] if "://" in point else point
+    host, _, port = point.rpartition(":")
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,  # the adapter's default consistency
+        request_timeout=20,
+        row_factory=tuple_factory,
+    )
+    cluster = Cluster(
+        contact_points=[host], port=int(port), connect_timeout=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile}
+    )
+    try:
+        session = cluster.connect()
+    except Exception as exc:
+        cluster.shutdown()
+        raise Unreachable(_first_line(exc)) from exc
+    suite.server = f"{point} keyspace polystore_bench"
+    suite.cleanups.append(cluster.shutdown)
+    url = f"cassandra://{point}/polystore_bench"
+    _, repo, entities = polystore_side(ctx, suite, _store(url, {"namespace": ctx.namespace, "request_timeout": 20}))
+    table = f"polystore_bench.{ctx.namespace.lower()}account"
+    columns = 'id, name, balance, active, "_ps_token", "_ps_skey", "_ps_expires"'  # CQL quotes names starting _
+    insert = session.prepare(f"INSERT INTO {table} ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    select = session.prepare(f"SELECT {columns} FROM {table} WHERE id = ?")
+    params = [
+        (row["id"], row["name"], row["balance"], row["active"], tok, skey_prefix(row["id"]), None)
+        for row, tok in zip(ctx.data, ctx.tokens(), strict=True)
+    ]
+
+    def get() -> None:
+        for row in params:
+            session.execute(select, (row[0],)).one()
+
+    def put() -> None:
+        for row in params:
+            session.execute(insert, row)
+
+    def put_many() -> None:
+        execute_concurrent_with_args(session, insert, params, concurrency=_CONCURRENCY)
+
+    suite.contenders["cassandra-driver"] = {"get": get, "put": put, "put_many": put_many}
+    put_many()
+    check_layout(suite, repo, entities, "cassandra-driver")
+    suite.notes.append(
+        f"cassandra: prepared statements, LOCAL_QUORUM, tuple rows; batch = execute_concurrent_with_args"
+        f" at the adapter's concurrency ({_CONCURRENCY})"
+    )
+
+
+# -- Neo4j (neo4j driver) ------------------------------------------------------------
+
+
+def build_neo4j(ctx: Context, suite: Suite) -> None:
+    try:
+        import neo4j
+    except ImportError as exc:
+        raise Unreachable(f"the neo4j driver is not installed ({exc})") from exc
+    url = endpoint("neo4j", "shards", "POLYSTORE_NEO4J_URL")[0]
+    driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=5)
+    try:
+        driver.verify_connectivity()
+    except Exception as exc:
+        driver.close()
+        raise Unreachable(_first_line(exc)) from exc
+    suite.server = url.partition("://")[2]
+    suite.cleanups.append(driver.close)
+    _, repo, entities = polystore_side(ctx, suite, _store(url, {"namespace": ctx.namespace}))
+    label = f"`{ctx.namespace}account`"
+    props = [{**row, "_ps_token": tok} for row, tok in zip(ctx.data, ctx.tokens(), strict=True)]
+    read = f"MATCH (n:{label} {{id: $id}}) RETURN properties(n) AS p"
+    write = f"MERGE (n:{label} {{id: $id}}) SET n = $props"
+    batch = f"UNWIND $rows AS row MERGE (n:{label} {{id: row.id}}) SET n = row"
+
+    def read_one(tx: Any, key: int) -> Any:
+        return tx.run(read, id=key).single()
+
+    def write_one(tx: Any, item: dict[str, Any]) -> Any:
+        return tx.run(write, id=item["id"], props=item).consume()
+
+    def get() -> None:
+        for row in props:
+            with driver.session() as session:
+                session.execute_read(read_one, row["id"])
+
+    def put() -> None:
+        for row in props:
+            with driver.session() as session:
+                session.execute_write(write_one, row)
+
+    def put_many() -> None:
+        with driver.session() as session:
+            session.execute_write(lambda tx: tx.run(batch, rows=props).consume())
+
+    suite.contenders["neo4j driver"] = {"get": get, "put": put, "put_many": put_many}
+    put_many()
+    check_layout(suite, repo, entities, "neo4j driver")
+    suite.notes.append("neo4j: a session and a managed transaction per operation, as the adapter does; batch = UNWIND")
