@@ -1,8 +1,8 @@
 """What the saga coordinator costs per step, against the same writes without a saga.
 
 Side by side in one process, on the embedded default (SQLite: catalog and stores), or
-with ``--config`` on any polystore.toml (e.g. examples/checkout/polystore.toml with the
-server stack, catalog in PostgreSQL):
+with ``--catalog URL`` and ``--store URL`` on servers (e.g. both on the stack's
+PostgreSQL):
 
 * ``plain``: the steps' writes called directly (an upsert per step);
 * ``saga``: the same writes as steps of one saga run by ``toolkit.sagas.run`` (with an
@@ -13,7 +13,9 @@ It prints sagas per second, the time per step of each, the overhead per step, th
 ratio, and the catalog writes per saga and per transition. Nothing here is asserted:
 machines are shared and noisy; compare within one run.
 
-    python bench/sagas.py [--sagas 200] [--steps 5] [--repeat 3] [--config FILE]
+    python bench/sagas.py [--sagas 200] [--steps 5] [--repeat 3]
+    python bench/sagas.py --catalog postgresql://polystore:polystore@127.0.0.1:15432/polystore \
+                          --store postgresql://polystore:polystore@127.0.0.1:15432/polystore_s0
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from adapters.registry import redact_url
 from toolkit import Entity, Toolkit
+from toolkit.config import CatalogConfig, Config, ShardConfig, StoreConfig
 from toolkit.saga import Saga, Step, StepContext
 
 
@@ -103,14 +107,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sagas", type=int, default=200, help="sagas per measurement (default 200)")
     parser.add_argument("--steps", type=int, default=5, help="steps per saga (default 5)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts (default 3)")
-    parser.add_argument("--config", help="polystore.toml (default: the embedded default in a temp dir)")
+    parser.add_argument("--catalog", help="catalog URL (default: SQLite in a temp dir)")
+    parser.add_argument("--store", help="URL of the one shard the rows go to (default: SQLite in a temp dir)")
     args = parser.parse_args(argv)
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
-        toolkit = Toolkit(args.config) if args.config else Toolkit.embedded(Path(tmp) / "data")
-        with toolkit:
-            where = "embedded default (SQLite)" if not args.config else args.config
-            result = measure(toolkit, args.sagas, args.steps, args.repeat)
+        embedded = Config.embedded_default(Path(tmp) / "data")
+        namespace = f"bench{uuid.uuid4().hex[:6]}_"
+        stores = {}
+        if args.store:
+            stores["bench_saga_rows"] = StoreConfig(
+                "bench_saga_rows", "relational", (ShardConfig("s0", args.store),), options={"namespace": namespace}
+            )
+        catalog = CatalogConfig(args.catalog) if args.catalog else embedded.catalog
+        where = f"catalog {redact_url(catalog.url)}, rows {redact_url(args.store) if args.store else 'SQLite'}"
+        with Toolkit(Config(catalog=catalog, stores=stores, data_dir=embedded.data_dir)) as toolkit:
+            try:
+                result = measure(toolkit, args.sagas, args.steps, args.repeat)
+            finally:
+                if args.store:
+                    store = toolkit.store("bench_saga_rows")
+                    store.adapter("s0").drop(toolkit.repository(BenchRow).schema)
     total_steps = args.sagas * args.steps
     plain_step = result["plain"] / total_steps
     saga_step = result["saga"] / total_steps

@@ -185,6 +185,7 @@ def recover(
     app: Annotated[str, typer.Option("--app", help="MODULE:OBJECT with the application's saga definitions.")],
     config: ConfigOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Recover at most this many.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the sagas that would be recovered.")] = False,
 ) -> None:
     """Finish or compensate every saga whose runner died (its lease ran out)."""
     from toolkit.facade import Toolkit
@@ -192,6 +193,16 @@ def recover(
     with _errors():
         definitions = load_definitions(app)
         with Toolkit(config) as toolkit:
+            if dry_run:
+                waiting = toolkit.sagas.log.expired(toolkit.sagas.clock.now(), limit=limit)
+                known = {saga.name for saga in definitions}
+                console.print(saga_table(waiting))
+                unknown = sorted({record.name for record in waiting} - known)
+                console.print(
+                    f"{len(waiting)} saga(s) left in flight by a dead runner"
+                    + (f"; no definition for: {', '.join(unknown)}" if unknown else "")
+                )
+                return
             report = toolkit.sagas.recover(definitions, limit=limit)
         table = Table(title=f"recovered {len(report.recovered)} saga(s)", title_justify="left")
         for column in ("id", "name", "state", "error"):

@@ -101,6 +101,9 @@ def test_recover_imports_the_definitions_and_finishes_dead_sagas(project: Path) 
         # Make the dead runner's lease run out now rather than in 15 seconds.
         with toolkit.catalog.engine.begin() as connection:
             connection.exec_driver_sql("UPDATE ps_saga SET lease_until = 0")
+    dry = CliRunner().invoke(app, ["saga", "recover", "--app", "sagaapp:SAGAS", "--dry-run"], env={"COLUMNS": "250"})
+    assert dry.exit_code == 0, dry.output
+    assert "1 saga(s) left in flight by a dead runner" in dry.output
     result = CliRunner().invoke(app, ["saga", "recover", "--app", "sagaapp:SAGAS"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "recovered 1 saga(s)" in result.output

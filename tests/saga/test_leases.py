@@ -146,3 +146,44 @@ def test_a_waiter_finishes_a_saga_whose_runner_died(catalog_toolkit: Toolkit) ->
     assert outcome.state == SagaState.COMPLETED
     assert outcome.replayed is False  # this caller finished it (the key's first runner is gone)
     assert toolkit.repository(Item).get("w-2") is not None
+
+
+def test_two_people_resuming_one_saga_run_it_once(catalog_toolkit: Toolkit) -> None:
+    from tests.saga.conftest import FAST_COMP
+    from toolkit.errors import NotFoundError, StoreUnavailable
+
+    toolkit = catalog_toolkit
+    broken = {"on": True}
+    undone: list[int] = []
+
+    def undo(ctx: StepContext) -> None:
+        if broken["on"]:
+            raise StoreUnavailable("down")
+        time.sleep(0.1)
+        undone.append(1)
+
+    def fail(ctx: StepContext) -> None:
+        raise NotFoundError("declined")
+
+    saga = Saga("resume2", [Step("a", lambda ctx: None, undo, compensation_retry=FAST_COMP), Step("b", fail)])
+    stuck = toolkit.sagas.run(saga, {})
+    assert stuck.state == SagaState.NEEDS_ATTENTION
+    broken["on"] = False
+    results: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def resume() -> None:
+        coordinator = SagaCoordinator(toolkit)
+        barrier.wait()
+        try:
+            results.append(coordinator.resume(stuck.id, [saga]).state)
+        except SagaError as exc:
+            results.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=resume) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert undone == [1]
+    assert sorted(map(str, results)) == ["SagaError", "compensated"]

@@ -328,13 +328,10 @@ class SagaCoordinator:
         if record.state != SagaState.NEEDS_ATTENTION:
             raise SagaError(f"saga {saga_id} is {record.state}, not needs_attention")
         now = self.clock.now()
+        # A saga that needs attention holds no lease (lease_until = 0): the first resumer
+        # sets one, so a second concurrent resume finds it taken.
         seq = self.log.acquire(
-            saga_id,
-            self.owner,
-            now + 1e9,  # a finished saga keeps no lease worth respecting
-            now + self.lease.ttl,
-            states=(SagaState.NEEDS_ATTENTION,),
-            event="resumed",
+            saga_id, self.owner, now, now + self.lease.ttl, states=(SagaState.NEEDS_ATTENTION,), event="resumed"
         )
         if seq is None:
             raise SagaError(f"saga {saga_id} was taken by another process")

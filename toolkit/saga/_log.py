@@ -83,6 +83,10 @@ effect_table = sa.Table(
 """Markers of ``increment_once`` on backends that cannot keep one beside the counter."""
 
 
+_TRANSITIONS: dict[tuple[str, ...], sa.Update] = {}
+_INSERT_EVENTS = sa.insert(event_table)
+
+
 class SagaState(enum.StrEnum):
     """Where a saga is. ``needs_attention`` is the issue's "failed": a person must look."""
 
@@ -219,7 +223,7 @@ class SagaLog:
     def _events(connection: Connection, saga_id: str, events: Sequence[SagaEvent]) -> None:
         if events:
             connection.execute(
-                sa.insert(event_table),
+                _INSERT_EVENTS,
                 [
                     {
                         "saga_id": saga_id,
@@ -268,13 +272,20 @@ class SagaLog:
 
         Raises ``LeaseLost`` (and writes nothing) if ``owner`` no longer holds the lease.
         """
-        values = {key: str(value) if isinstance(value, SagaState) else value for key, value in changes.items()}
-        with self._write(f"log a transition of saga {saga_id}") as connection:
-            updated = connection.execute(
+        names = tuple(sorted(changes))
+        stmt = _TRANSITIONS.get(names)
+        if stmt is None:  # built once per set of changed columns: SQLAlchemy then reuses its compiled form
+            stmt = (
                 sa.update(saga_table)
-                .where(saga_table.c.id == saga_id, saga_table.c.lease_owner == owner)
-                .values(**values)
-            ).rowcount
+                .where(saga_table.c.id == sa.bindparam("w_id"), saga_table.c.lease_owner == sa.bindparam("w_owner"))
+                .values({name: sa.bindparam(f"v_{name}") for name in names})
+            )
+            _TRANSITIONS[names] = stmt
+        params = {f"v_{key}": str(value) if isinstance(value, SagaState) else value for key, value in changes.items()}
+        params["w_id"] = saga_id
+        params["w_owner"] = owner
+        with self._write(f"log a transition of saga {saga_id}") as connection:
+            updated = connection.execute(stmt, params).rowcount
             if updated != 1:
                 raise LeaseLost(f"saga {saga_id}: lease lost by {owner} (another process took it over)")
             self._events(connection, saga_id, events)
