@@ -170,7 +170,9 @@ def run_faults(
         delay = rng.uniform(0.0, max_delay)
         before = _stock(toolkit)
         receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_child, args=(make, arg, run_tag, seed, orders, kill_at, sender), daemon=True)
+        # A timer kill needs the child busy whenever it lands: give it orders to spare.
+        count = orders if self_kill else orders * 10
+        child = context.Process(target=_child, args=(make, arg, run_tag, seed, count, kill_at, sender), daemon=True)
         child.start()
         sender.close()
         started: list[int] = []

@@ -38,7 +38,7 @@ def test_sigkill_then_recovery_on_the_embedded_default(tmp_path: Path, capsys: p
             _seeds(1000, 200),
             orders=3,
             max_point=60,
-            max_delay=0.04,
+            max_delay=0.1,
             run_tag="e",
             log=lines.append,
         )
