@@ -8,11 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from tests.contract.backends.cassandra import CassandraBackend
-from tests.contract.backends.mongo import MongoBackend
+from tests.contract.backends.mongo import mongo_urls
 from tests.contract.backends.neo4j import Neo4jBackend, sweep
 from tests.contract.backends.postgres import PostgresBackend
 from tests.contract.backends.redis import RedisBackend
-from tests.servers import ROOT
+from tests.servers import ROOT, require
 from toolkit import Toolkit
 from toolkit.config import parse_config
 
@@ -20,9 +20,22 @@ CONFIG = ROOT / "examples" / "checkout" / "polystore.toml"
 
 
 def require_all() -> None:
-    """Fail (never skip) unless all five servers answer."""
-    for backend in (PostgresBackend, RedisBackend, MongoBackend, CassandraBackend, Neo4jBackend):
+    """Fail (never skip) unless all five servers answer, each within seconds."""
+    for backend in (PostgresBackend, RedisBackend, CassandraBackend, Neo4jBackend):
         backend(Path(".")).connect()
+
+    def ping_mongo() -> None:  # with a socket timeout: a server that accepts but never answers fails fast
+        import pymongo
+
+        client: Any = pymongo.MongoClient(
+            mongo_urls()[0], serverSelectionTimeoutMS=3000, socketTimeoutMS=5000, connectTimeoutMS=3000
+        )
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+
+    require("mongo", ping_mongo)
 
 
 GRAPH_NAMESPACE = "sagatest_"
