@@ -69,12 +69,15 @@ def saga_table(records: Iterable[SagaRecord]) -> Table:
     for column in ("id", "name", "state", "step", "key", "updated (UTC)", "error"):
         table.add_column(column, overflow="fold")
     for record in records:
-        step = "-" if record.step < 0 else f"{record.step} {record.steps[record.step]}"
+        if record.state in ("completed", "compensated"):
+            step = "all done" if record.state == "completed" else "all undone"
+        else:
+            step = f"{record.phase}: {record.step} {record.steps[record.step]}"
         table.add_row(
             record.id,
             record.name,
             _state(record.state),
-            f"{record.phase}: {step}",
+            step,
             record.idempotency_key or "-",
             _when(record.updated_at),
             record.error or "",
