@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS = ("get", "put", "put_many")
 POLYSTORE = "polystore"
 
-Op = Callable[[], object]
+Op = Callable[[int, int], object]
+"""An operation over the rows ``[lo:hi]``: one call per row (get, put) or one batch (put_many)."""
 
 
 class Account(Entity, store="bench", key="id"):
@@ -115,15 +116,18 @@ def polystore_side(ctx: Context, suite: Suite, store: StoreConfig) -> tuple[Any,
     repo.put_many(entities)
     keys = ctx.keys
 
-    def get() -> None:
-        for key in keys:
+    def get(lo: int = 0, hi: int | None = None) -> None:
+        for key in keys[lo:hi]:
             repo.get(key)
 
-    def put() -> None:
-        for entity in entities:
+    def put(lo: int = 0, hi: int | None = None) -> None:
+        for entity in entities[lo:hi]:
             repo.put(entity)
 
-    suite.contenders[POLYSTORE] = {"get": get, "put": put, "put_many": lambda: repo.put_many(entities)}
+    def put_many(lo: int = 0, hi: int | None = None) -> None:
+        repo.put_many(entities[lo:hi])
+
+    suite.contenders[POLYSTORE] = {"get": get, "put": put, "put_many": put_many}
     suite.notes.append(f"layout check: rows written by each baseline read back equal through {POLYSTORE}")
     return adapter, repo, entities
 

@@ -61,16 +61,16 @@ def build_mongo(ctx: Context, suite: Suite) -> None:
         for row, tok in zip(ctx.data, ctx.tokens(), strict=True)
     ]
 
-    def get() -> None:
-        for doc in docs:
+    def get(lo: int = 0, hi: int | None = None) -> None:
+        for doc in docs[lo:hi]:
             collection.find_one({"_id": doc["_id"]})
 
-    def put() -> None:
-        for doc in docs:
+    def put(lo: int = 0, hi: int | None = None) -> None:
+        for doc in docs[lo:hi]:
             collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
-    def put_many() -> None:
-        collection.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False)
+    def put_many(lo: int = 0, hi: int | None = None) -> None:
+        collection.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs[lo:hi]], ordered=False)
 
     suite.contenders["pymongo"] = {"get": get, "put": put, "put_many": put_many}
     put_many()
@@ -115,18 +115,19 @@ def build_redis(ctx: Context, suite: Suite) -> None:
         mapping[b"_ps_k"] = ordered
         prepared.append((row_key, mapping, index_key, tokenhex + keyhex, key_index_key, ordered + suffix))
 
-    def get() -> None:
-        for row_key, *_ in prepared:
+    def get(lo: int = 0, hi: int | None = None) -> None:
+        for row_key, *_ in prepared[lo:hi]:
             client.hgetall(row_key)
 
-    def put_hset() -> None:
-        for row_key, mapping, *_ in prepared:
+    def put_hset(lo: int = 0, hi: int | None = None) -> None:
+        for row_key, mapping, *_ in prepared[lo:hi]:
             client.hset(row_key, mapping=mapping)
 
-    def batch_hset() -> None:
-        for start in range(0, len(prepared), 500):
+    def batch_hset(lo: int = 0, hi: int | None = None) -> None:
+        chosen = prepared[lo:hi]
+        for start in range(0, len(chosen), 500):
             pipe = client.pipeline(transaction=False)
-            for row_key, mapping, *_ in prepared[start : start + 500]:
+            for row_key, mapping, *_ in chosen[start : start + 500]:
                 pipe.hset(row_key, mapping=mapping)
             pipe.execute()
 
@@ -137,16 +138,17 @@ def build_redis(ctx: Context, suite: Suite) -> None:
         pipe.zadd(index_key, {member: 0})
         pipe.zadd(key_index_key, {key_member: 0})
 
-    def put_layout() -> None:
-        for item in prepared:
+    def put_layout(lo: int = 0, hi: int | None = None) -> None:
+        for item in prepared[lo:hi]:
             pipe = client.pipeline(transaction=True)
             write_row(pipe, item)
             pipe.execute()
 
-    def batch_layout() -> None:
-        for start in range(0, len(prepared), 500):
+    def batch_layout(lo: int = 0, hi: int | None = None) -> None:
+        chosen = prepared[lo:hi]
+        for start in range(0, len(chosen), 500):
             pipe = client.pipeline(transaction=False)
-            for item in prepared[start : start + 500]:
+            for item in chosen[start : start + 500]:
                 write_row(pipe, item)
             pipe.execute()
 
@@ -154,7 +156,7 @@ def build_redis(ctx: Context, suite: Suite) -> None:
     suite.contenders["redis-py MULTI row+index"] = {"put": put_layout, "put_many": batch_layout}
     for name in suite.contenders:
         if name != "polystore":
-            suite.contenders[name]["put_many"]()
+            suite.contenders[name]["put_many"](0, len(ctx.data))
             check_layout(suite, repo, entities, name)
     suite.notes.append(
         "redis: 'HSET' writes the row hash only (HGETALL reads it); 'MULTI row+index' writes the adapter's"
@@ -207,16 +209,16 @@ def build_cassandra(ctx: Context, suite: Suite) -> None:
         for row, tok in zip(ctx.data, ctx.tokens(), strict=True)
     ]
 
-    def get() -> None:
-        for row in params:
+    def get(lo: int = 0, hi: int | None = None) -> None:
+        for row in params[lo:hi]:
             session.execute(select, (row[0],)).one()
 
-    def put() -> None:
-        for row in params:
+    def put(lo: int = 0, hi: int | None = None) -> None:
+        for row in params[lo:hi]:
             session.execute(insert, row)
 
-    def put_many() -> None:
-        execute_concurrent_with_args(session, insert, params, concurrency=_CONCURRENCY)
+    def put_many(lo: int = 0, hi: int | None = None) -> None:
+        execute_concurrent_with_args(session, insert, params[lo:hi], concurrency=_CONCURRENCY)
 
     suite.contenders["cassandra-driver"] = {"get": get, "put": put, "put_many": put_many}
     put_many()
@@ -257,19 +259,19 @@ def build_neo4j(ctx: Context, suite: Suite) -> None:
     def write_one(tx: Any, item: dict[str, Any]) -> Any:
         return tx.run(write, id=item["id"], props=item).consume()
 
-    def get() -> None:
-        for row in props:
+    def get(lo: int = 0, hi: int | None = None) -> None:
+        for row in props[lo:hi]:
             with driver.session() as session:
                 session.execute_read(read_one, row["id"])
 
-    def put() -> None:
-        for row in props:
+    def put(lo: int = 0, hi: int | None = None) -> None:
+        for row in props[lo:hi]:
             with driver.session() as session:
                 session.execute_write(write_one, row)
 
-    def put_many() -> None:
+    def put_many(lo: int = 0, hi: int | None = None) -> None:
         with driver.session() as session:
-            session.execute_write(lambda tx: tx.run(batch, rows=props).consume())
+            session.execute_write(lambda tx: tx.run(batch, rows=props[lo:hi]).consume())
 
     suite.contenders["neo4j driver"] = {"get": get, "put": put, "put_many": put_many}
     put_many()

@@ -53,19 +53,19 @@ def _core(suite: Suite, engine: sa.Engine, table_name: str, ctx: Context, dialec
     select = sa.select(*(table.c[c] for c in COLUMNS)).where(table.c.id == sa.bindparam("k"))
     params = [dict(zip(COLUMNS, row, strict=True)) for row in _params(ctx)]
 
-    def get() -> None:
-        for row in params:
+    def get(lo: int = 0, hi: int | None = None) -> None:
+        for row in params[lo:hi]:
             with engine.connect() as connection:
                 connection.execute(select, {"k": row["id"]}).first()
 
-    def put() -> None:
-        for row in params:
+    def put(lo: int = 0, hi: int | None = None) -> None:
+        for row in params[lo:hi]:
             with engine.begin() as connection:
                 connection.execute(upsert, row)
 
-    def put_many() -> None:
+    def put_many(lo: int = 0, hi: int | None = None) -> None:
         with engine.begin() as connection:
-            connection.execute(upsert, params)
+            connection.execute(upsert, params[lo:hi])
 
     suite.contenders["sqlalchemy core"] = {"get": get, "put": put, "put_many": put_many}
 
@@ -91,22 +91,22 @@ def build_sqlite(ctx: Context, suite: Suite) -> None:
     select = f'SELECT {", ".join(COLUMNS)} FROM "{table_name}" WHERE id = ?'
     params = _params(ctx)
 
-    def get() -> None:
-        for row in params:
+    def get(lo: int = 0, hi: int | None = None) -> None:
+        for row in params[lo:hi]:
             connection.execute(select, (row[0],)).fetchone()
 
-    def put() -> None:
-        for row in params:
+    def put(lo: int = 0, hi: int | None = None) -> None:
+        for row in params[lo:hi]:
             connection.execute(upsert, row)
 
-    def put_many() -> None:
+    def put_many(lo: int = 0, hi: int | None = None) -> None:
         connection.execute("BEGIN")
-        connection.executemany(upsert, params)
+        connection.executemany(upsert, params[lo:hi])
         connection.execute("COMMIT")
 
     suite.contenders["sqlite3"] = {"get": get, "put": put, "put_many": put_many}
     for name in ("sqlalchemy core", "sqlite3"):
-        suite.contenders[name]["put_many"]()
+        suite.contenders[name]["put_many"](0, len(ctx.data))
         check_layout(suite, repo, entities, name)
 
 
@@ -139,19 +139,19 @@ def build_postgres(ctx: Context, suite: Suite) -> None:
     select = f'SELECT {", ".join(COLUMNS)} FROM "{table_name}" WHERE id = %s'
     params = _params(ctx)
 
-    def get() -> None:
-        for row in params:
+    def get(lo: int = 0, hi: int | None = None) -> None:
+        for row in params[lo:hi]:
             connection.execute(select, (row[0],)).fetchone()
 
-    def put() -> None:
-        for row in params:
+    def put(lo: int = 0, hi: int | None = None) -> None:
+        for row in params[lo:hi]:
             connection.execute(upsert, row)
 
-    def put_many() -> None:
+    def put_many(lo: int = 0, hi: int | None = None) -> None:
         with connection.transaction(), connection.cursor() as cursor:
-            cursor.executemany(upsert, params)
+            cursor.executemany(upsert, params[lo:hi])
 
     suite.contenders["psycopg"] = {"get": get, "put": put, "put_many": put_many}
     for name in ("sqlalchemy core", "psycopg"):
-        suite.contenders[name]["put_many"]()
+        suite.contenders[name]["put_many"](0, len(ctx.data))
         check_layout(suite, repo, entities, name)
