@@ -15,14 +15,15 @@ compensated, also when the process running it dies at any instant. ::
     toolkit.sagas.recover([checkout])        # after a crash, in any process
 
 Modules: ``_definition`` (Saga, Step), ``_policy`` (RetryPolicy, LeasePolicy, clock),
-``_log`` (the tables in the catalog), ``_coordinator`` (running, recovery, leases),
-``_context`` and ``_effects`` (idempotent step helpers).
+``_log`` (the tables in the catalog), ``_coordinator`` (run, idempotency keys,
+recovery), ``_runner`` (driving one saga: steps, retries, compensations), ``_lease``
+(the heartbeat), ``_context`` and ``_effects`` (idempotent step helpers).
 """
 
 from __future__ import annotations
 
 from toolkit.saga._context import StepContext
-from toolkit.saga._coordinator import FaultHook, RecoveryReport, SagaCoordinator, SagaOutcome
+from toolkit.saga._coordinator import RecoveryReport, SagaCoordinator
 from toolkit.saga._definition import Saga, Step
 from toolkit.saga._effects import MARKER_TTL, exactly_once
 from toolkit.saga._errors import (
@@ -44,6 +45,7 @@ from toolkit.saga._policy import (
     SystemClock,
     is_retryable,
 )
+from toolkit.saga._runner import FaultHook, SagaOutcome
 
 __all__ = [
     "ACTIVE",
