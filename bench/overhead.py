@@ -148,10 +148,10 @@ def ratio_row(operation: str, rows_count: int, ours: float, theirs: float, ratio
     """(polystore ops/s, driver ops/s, ratio text, target met) from best seconds and the paired ratio."""
     if operation == "put_many":
         met = ratio >= BATCH_TARGET  # throughput ratio: polystore rows/s over the driver's
-        text = f"{ratio:.2f}x thr"
+        text = f"{ratio:.3f}x thr"
     else:
         met = ratio <= SINGLE_TARGET  # time ratio: polystore time over the driver's
-        text = f"{ratio:.2f}x time"
+        text = f"{ratio:.3f}x time"
     return f"{rows_count / ours:,.0f}", f"{rows_count / theirs:,.0f}", text, met
 
 
