@@ -12,9 +12,10 @@ same stored layout (the adapter's own table, collection, keys or label):
 * neo4j: ``MATCH`` / ``MERGE`` with parameters, ``UNWIND`` for the batch.
 
 Single operations report the time ratio (polystore time / driver time; target <= 1.2x),
-batches the throughput ratio (polystore rows/s / driver rows/s; target >= 0.9x). Each
-measurement is the best of ``--repeat`` runs, and the contenders of one operation take
-turns within every round, so drift on a shared machine hits them alike. A backend whose
+batches the throughput ratio (polystore rows/s / driver rows/s; target >= 0.9x). The
+contenders of one operation take turns in small back-to-back slices, so drift on a shared
+machine hits them alike; ops/s come from each slice's best round, the ratio is the median
+of the back-to-back pairs (see ``measure``). A backend whose
 server does not answer is reported as unreachable. Every run writes under a fresh
 namespace and removes what it wrote. Nothing here is asserted: compare within one run.
 
