@@ -42,14 +42,18 @@ class RebalanceOptions:
     ``settle``: seconds to wait after publishing a phase before acting on it. It must
     exceed the stores' poll interval (``POLYSTORE_POLL_MS``, 100 ms) plus the longest a
     single write may stay in flight; see the package docstring.
-    ``verify_before_fence``: compare and repair once while writes still flow, so the
-    fenced final compare finds (almost) nothing to repair and the fence stays short.
+    ``verify_before_fence``: the full compare-and-repair (VDiff) while writes still
+    flow, so that the fenced pass only replays the change log; without it the fenced
+    pass is the full compare.
+    ``retries``: how often a unit whose step failed (a transient backend error) is
+    redone before the rebalance stops (it can still be resumed).
     """
 
     batch_size: int = 1000
     parallel: int = 1
     settle: float = 1.0
     verify_before_fence: bool = True
+    retries: int = 3
 
 
 @dataclass(slots=True)
@@ -235,7 +239,16 @@ class Rebalancer:
 
         def one(item: tuple[PlannedMove, Mover]) -> None:
             move, mover = item
-            counts = work(plan, move, mover)
+            for attempt in range(self.options.retries + 1):
+                try:
+                    counts = work(plan, move, mover)
+                    break
+                except Exception as exc:  # the unit is idempotent: redo it, as resume would
+                    if attempt == self.options.retries:
+                        raise
+                    where = f"{step} of move {move.index} ({mover.schema.name})"
+                    self.journal.set_error(record.id, f"retrying {where}: {type(exc).__name__}: {exc}")
+                    time.sleep(0.2 * 2**attempt)
             self.journal.unit_done(record.id, move.index, mover.schema.name, step, **counts)
             self.progress(ProgressEvent("unit", step, move=move.index, entity=mover.schema.name))
 

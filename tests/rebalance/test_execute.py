@@ -117,7 +117,8 @@ def test_a_rebalance_that_failed_midway_resumes_where_it_stopped(tmp_path: Path)
     with Toolkit(load(tmp_path, config_text(sqlite_shards(3)))) as toolkit:
         toolkit.repository(Item).put_many(rows)
         (plan,) = plan_rebalance(toolkit, load(tmp_path, config_text(sqlite_shards(4))))
-        rebalancer = Rebalancer(toolkit, options=FAST, progress=crash_in_cleanup)
+        no_retries = RebalanceOptions(batch_size=200, settle=0.02, retries=0)
+        rebalancer = Rebalancer(toolkit, options=no_retries, progress=crash_in_cleanup)
         ident = rebalancer.start(plan)
         with pytest.raises(RuntimeError, match="power cut"):
             rebalancer.run(ident)
@@ -272,3 +273,21 @@ def test_the_fence_holds_writes_of_moving_keys_until_cut_over(tmp_path: Path) ->
         expected[key] = item(key, 9)
         expected[still] = item(still, 3)
         assert compare(operator, expected) == []
+
+
+def test_a_transient_failure_of_a_unit_is_retried(tmp_path: Path) -> None:
+    rows = [item(i) for i in range(500)]
+    failures = iter([True, True])
+
+    def flaky(event: ProgressEvent) -> None:
+        if event.kind == "rows" and event.phase == "copy" and next(failures, False):
+            raise ConnectionResetError("the server hiccuped")
+
+    with Toolkit(load(tmp_path, config_text(sqlite_shards(2)))) as toolkit:
+        toolkit.repository(Item).put_many(rows)
+        (plan,) = plan_rebalance(toolkit, load(tmp_path, config_text(sqlite_shards(3))))
+        rebalancer = Rebalancer(toolkit, options=FAST, progress=flaky)
+        summary = rebalancer.run(rebalancer.start(plan))
+        assert summary.state == "done"
+        assert next(failures, None) is None  # both failures happened, and were retried
+        assert compare(toolkit, reference_of(rows)) == []
