@@ -665,6 +665,16 @@ class DocumentAdapter(Adapter):
                 if {error.get("code") for error in exc.details.get("writeErrors", [])} != {11000}:
                     raise
                 entity.collection.bulk_write(requests, ordered=False)  # upsert races: idempotent retry
+            except KeyError as exc:
+                # pymongo reads fields of the server's reply that FerretDB omits when a
+                # concurrent bulk write fails ("nModified"): the outcome is unknown, and
+                # the whole batch is idempotent upserts, so retrying is safe.
+                raise StoreError(
+                    f"incomplete bulk write reply from the server (missing {exc.args[0]!r}); retry the batch",
+                    store=self.store,
+                    shard=self.shard,
+                    retryable=True,
+                ) from exc
         return len(unique)
 
     def get(self, schema: EntitySchema, key: Any) -> Row | None:

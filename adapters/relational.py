@@ -69,7 +69,7 @@ from adapters._sql_json import json_filter
 from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
-from sharding.keys import encode_key
+from sharding.keys import MAX_TOKEN, encode_key
 from toolkit.errors import ConfigError, QueryError, StoreError, UnsupportedCapability
 from toolkit.model import EntitySchema, FieldSpec
 
@@ -572,7 +572,9 @@ class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
             if not tables.with_token:
                 raise QueryError(f"{schema.name}: a token range scan needs a hash-routed store")
             token = table.c[TOKEN_FIELD]
-            bounds += [token >= tokens.start, token < tokens.end]
+            bounds.append(token >= tokens.start)
+            if tokens.end <= MAX_TOKEN:  # a range may end one past MAX_TOKEN (2**63): no upper bound
+                bounds.append(token < tokens.end)
             order_columns = [token, *tables.key_columns]
         if keys is not None:
             shard = sa.tuple_(*tables.shard_columns) if len(tables.shard_columns) > 1 else tables.shard_columns[0]

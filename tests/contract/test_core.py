@@ -351,3 +351,19 @@ def test_filter_objects_are_accepted(backend: Backend) -> None:
     items = backend.toolkit().repository(Item)
     items.put_many([Item(id="a", n=1), Item(id="b", n=2)])
     assert [i.id for i in items.find([Filter("n", "gt", 1)])] == ["b"]
+
+
+def test_a_token_range_may_end_past_max_token(backend: Backend) -> None:
+    """TokenRange.end is exclusive, so the last range of the token space ends at 2**63."""
+    toolkit = backend.toolkit()
+    items = toolkit.repository(Item)
+    items.put_many(Item(id=f"e{i}") for i in range(100))
+    store = toolkit.store("items")
+    everything = TokenRange(-(2**63), 2**63)
+    found = [
+        row["id"]
+        for shard in store.router.shards
+        for batch in store.adapter(shard).scan(items.schema, tokens=everything, batch_size=30)
+        for row in batch
+    ]
+    assert sorted(found) == sorted(f"e{i}" for i in range(100))
