@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias
 
@@ -44,6 +44,7 @@ __all__ = [
     "Row",
     "ShardInfo",
     "resolve_path",
+    "sort_key",
 ]
 
 TOKEN_FIELD: Final = "_ps_token"
@@ -159,6 +160,46 @@ class Order:
 
     field: str
     descending: bool = False
+
+
+class _Descending:
+    """Inverts comparison, so one ascending sort handles mixed directions."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and bool(self.value == other.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def sort_key(schema: EntitySchema, order: Sequence[Order]) -> Callable[[Row], tuple[Any, ...]]:
+    """The reference order of query results, as a ``sorted`` key.
+
+    Fields in ``order`` (nulls sort first ascending, last descending), then the key
+    fields ascending. Adapters that sort client-side use this; the repository uses it to
+    merge the shards' results, so every backend agrees on one order.
+    """
+    fields = [(item.field, item.descending) for item in order]
+    named = {item.field for item in order}
+    fields += [(name, False) for name in schema.key if name not in named]
+
+    def key(row: Row) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for name, descending in fields:
+            value = row.get(name)
+            part = (0, 0) if value is None else (1, value)
+            parts.append(_Descending(part) if descending else part)
+        return tuple(parts)
+
+    return key
 
 
 @dataclass(frozen=True, slots=True)

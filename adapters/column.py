@@ -96,7 +96,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BoundStatement, PreparedStatement, tuple_factory
 from cassandra.util import Date as CassandraDate
 
-from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo
+from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo, sort_key
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
 from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
@@ -996,14 +996,12 @@ def _aware(value: Any) -> Any:
 
 
 def _sort_key(schema: EntitySchema, query: Query) -> Callable[[Row], tuple[Any, ...]]:
-    from toolkit.repository import _sort_key as reference
-
     for item in query.order_by:
         if item.field not in schema.field_names:
             raise QueryError(f"{schema.name}: unknown field {item.field!r} (fields: {', '.join(schema.field_names)})")
         if schema.field(item.field).type == "json":
             raise QueryError(f"{schema.name}.{item.field}: is a nested (JSON) field; ordering on it is not supported")
-    return reference(schema, query.order_by)
+    return sort_key(schema, query.order_by)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,7 @@ from adapters.base import (
     Relationship,
     Row,
     ShardInfo,
+    sort_key,
 )
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
@@ -374,37 +375,6 @@ def _arrow(direction: Direction, rel: str) -> tuple[str, str]:
 def _pattern(direction: Direction, rel: str) -> str:
     left, right = _arrow(direction, rel)
     return f"{left}{right}"
-
-
-def _python_sort(schema: EntitySchema, order: Sequence[Order]) -> Callable[[Row], tuple[Any, ...]]:
-    """Nulls first ascending / last descending, then the key: the reference order."""
-    fields = [(item.field, item.descending) for item in order]
-    fields += [(name, False) for name in schema.key if name not in {item.field for item in order}]
-
-    class _Desc:
-        __slots__ = ("value",)
-
-        def __init__(self, value: Any) -> None:
-            self.value = value
-
-        def __lt__(self, other: _Desc) -> bool:
-            return bool(other.value < self.value)
-
-        def __eq__(self, other: object) -> bool:
-            return isinstance(other, _Desc) and bool(self.value == other.value)
-
-        def __hash__(self) -> int:
-            return hash(self.value)
-
-    def key(row: Row) -> tuple[Any, ...]:
-        parts: list[Any] = []
-        for name, descending in fields:
-            value = row.get(name)
-            part = (0, 0) if value is None else (1, value)
-            parts.append(_Desc(part) if descending else part)
-        return tuple(parts)
-
-    return key
 
 
 class _Drivers:
@@ -740,7 +710,7 @@ class GraphAdapter(Adapter):
         if client or any(self._client_side(label, item.field) for item in query.order_by):
             found = self._records(f"MATCH (n:{label.q}) {where}RETURN properties(n) AS p", params.values)
             rows = [row for row in (label.decode(r["p"]) for r in found) if all(f.matches(row) for f in client)]
-            rows.sort(key=_python_sort(schema, query.order_by))
+            rows.sort(key=sort_key(schema, query.order_by))
             return rows if query.limit is None else rows[: query.limit]
         text = f"MATCH (n:{label.q}) {where}WITH n ORDER BY {self._order(label, query.order_by)} "
         if query.limit is not None:

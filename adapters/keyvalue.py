@@ -90,7 +90,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Order, Query, Row, ShardInfo
+from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo, sort_key
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import encode_key
@@ -605,41 +605,6 @@ class _Layout:
             spec.name: None if value is None else _DECODE[spec.type](value)
             for spec, value in zip(specs, values, strict=True)
         }
-
-
-class _Descending:
-    """Inverts comparison, so one ascending sort handles mixed directions."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Descending) -> bool:
-        return bool(other.value < self.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and bool(self.value == other.value)
-
-    def __hash__(self) -> int:
-        return hash(self.value)
-
-
-def _order_key(schema: EntitySchema, order: Sequence[Order]) -> Callable[[Row], tuple[Any, ...]]:
-    """Nulls first ascending (last descending), ties by key ascending: the contract's order."""
-    fields = [(item.field, item.descending) for item in order]
-    named = {item.field for item in order}
-    fields += [(name, False) for name in schema.key if name not in named]
-
-    def key(row: Row) -> tuple[Any, ...]:
-        parts: list[Any] = []
-        for name, descending in fields:
-            value = row.get(name)
-            part = (0, 0) if value is None else (1, value)
-            parts.append(_Descending(part) if descending else part)
-        return tuple(parts)
-
-    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -1251,7 +1216,7 @@ class KeyValueAdapter(Adapter):
             return []
         with translate_errors(self.store, self.shard):
             rows = [row for row in self._candidates(layout, filters) if self._matches(filters, row)]
-        order = _order_key(schema, query.order_by)
+        order = sort_key(schema, query.order_by)
         try:
             if query.limit is not None and query.limit < len(rows):
                 return heapq.nsmallest(query.limit, rows, key=order)

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Generic, TypeVar
 
-from adapters.base import OPERATORS, TOKEN_FIELD, Adapter, Direction, Filter, Order, Query, Relationship, Row
+from adapters.base import OPERATORS, TOKEN_FIELD, Adapter, Direction, Filter, Order, Query, Relationship, Row, sort_key
 from sharding.base import KeyConstraint, ShardId
 from sharding.keys import token as token_of
 from toolkit.errors import InvalidKeyError, QueryError, StoreUnavailable
@@ -115,41 +115,6 @@ def _is_enum(annotation: Any) -> bool:
 
     candidates = typing.get_args(annotation) or (annotation,)
     return any(isinstance(c, type) and issubclass(c, enum.Enum) for c in candidates)
-
-
-class _Descending:
-    """Inverts comparison, so one ascending sort handles mixed directions."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Descending) -> bool:
-        return bool(other.value < self.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and bool(self.value == other.value)
-
-    def __hash__(self) -> int:
-        return hash(self.value)
-
-
-def _sort_key(schema: EntitySchema, order: tuple[Order, ...]) -> Callable[[Row], tuple[Any, ...]]:
-    """The order adapters return rows in: fields (nulls first ascending), then the key."""
-    fields = [(item.field, item.descending) for item in order]
-    named = {item.field for item in order}
-    fields += [(name, False) for name in schema.key if name not in named]
-
-    def key(row: Row) -> tuple[Any, ...]:
-        parts: list[Any] = []
-        for name, descending in fields:
-            value = row.get(name)
-            part = (0, 0) if value is None else (1, value)
-            parts.append(_Descending(part) if descending else part)
-        return tuple(parts)
-
-    return key
 
 
 class Repository(Generic[E]):
@@ -502,7 +467,7 @@ class Repository(Generic[E]):
             results = [self._owned(shard, rows) for shard, rows in zip(shards, results, strict=True)]
         rows = [row for rows in results for row in rows]
         if len(results) > 1 or self.store.moving is not None:
-            rows.sort(key=_sort_key(self.schema, query.order_by))
+            rows.sort(key=sort_key(self.schema, query.order_by))
             if limit is not None:
                 rows = rows[:limit]
         return [self._from_row(row) for row in rows]

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.base import TOKEN_FIELD, Filter, Order, Query
+from adapters.base import TOKEN_FIELD, Filter, Order, Query, sort_key
 from adapters.column import DRIVER_ERRORS, ColumnAdapter, _codecs, _plan, parse_url, skey_prefix, translate_errors
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
@@ -27,7 +27,6 @@ from tests.contract.backends.cassandra import cassandra_points
 from toolkit import Entity
 from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
 from toolkit.model import EntitySchema, schema_of
-from toolkit.repository import _sort_key
 
 # -- errors (no server) --------------------------------------------------------------
 
@@ -356,7 +355,7 @@ def test_find_and_count_match_the_reference_semantics(adapter: ColumnAdapter) ->
         reference = [row for row in rows if all(f.matches(row) for f in _aware(filters))]
         for order, limit in (((), None), ((("n", True),), 5)):
             query = Query(tuple(filters), tuple(Order(name, desc) for name, desc in order), limit)
-            expected = sorted(reference, key=_sort_key(schema, query.order_by))[:limit]
+            expected = sorted(reference, key=sort_key(schema, query.order_by))[:limit]
             got = adapter.find(schema, query)
             assert [row["id"] for row in got] == [row["id"] for row in expected], filters
         assert adapter.count(schema, filters) == len(reference), filters

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.base import TOKEN_FIELD, Capability, Filter
+from adapters.base import TOKEN_FIELD, Capability, Filter, sort_key
 from sharding.base import TokenRange
 from tests.contract.conftest import Backend
 from toolkit import (
@@ -24,7 +24,6 @@ from toolkit import (
     InvalidKeyError,
     QueryError,
 )
-from toolkit.repository import _sort_key
 
 
 class Item(Entity, store="items", key="id", indexes=["name"]):
@@ -242,7 +241,7 @@ def test_find_matches_the_reference_semantics(
 
     filters = parse_where(where)
     rows = [item.model_dump() for item in data if all(f.matches(item.model_dump()) for f in filters)]
-    rows.sort(key=_sort_key(items.schema, parse_order(order)))
+    rows.sort(key=sort_key(items.schema, parse_order(order)))
     expected = [row["id"] for row in rows][:limit]
     assert [item.id for item in items.find(where, order_by=order, limit=limit)] == expected
     assert items.count(where) == len(rows)
