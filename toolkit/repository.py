@@ -325,13 +325,14 @@ class Repository(Generic[E]):
                     by_shard[shard].append(row)
             self._track(moving)
             return self._put_by_shard(by_shard, ttl)
-        by_token = getattr(router, "shard_for_token", None) if router.kind == "hash" else None
-        for entity in entities:
-            _, row = self._to_row(entity)
-            if by_token is not None:  # the token is already computed: skip hashing twice
-                by_shard[by_token(row[TOKEN_FIELD])].append(row)
-            else:
-                by_shard[router.shard_for(self.schema.shard_key_of(row))].append(row)
+        rows = [self._to_row(entity)[1] for entity in entities]  # validate everything first
+        by_tokens = getattr(router, "shards_for_tokens", None) if router.kind == "hash" else None
+        if by_tokens is not None:  # the tokens are already computed: route them in one batch
+            owners = by_tokens([row[TOKEN_FIELD] for row in rows])
+        else:
+            owners = [router.shard_for(self.schema.shard_key_of(row)) for row in rows]
+        for owner, row in zip(owners, rows, strict=True):
+            by_shard[owner].append(row)
         return self._put_by_shard(by_shard, ttl)
 
     def _put_by_shard(self, by_shard: dict[ShardId, list[Row]], ttl: float | None) -> int:
