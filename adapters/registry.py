@@ -20,7 +20,7 @@ from toolkit.errors import ConfigError, DriverMissingError
 if TYPE_CHECKING:
     from adapters.base import Adapter
 
-__all__ = ["AdapterEntry", "adapter_class", "known_schemes", "scheme_of"]
+__all__ = ["AdapterEntry", "adapter_class", "known_schemes", "redact_url", "scheme_of"]
 
 ENTRY_POINT_GROUP: Final = "polystore.adapters"
 
@@ -54,11 +54,11 @@ def scheme_of(url: str) -> str:
     """The adapter scheme of a URL: ``postgresql+psycopg://...`` -> ``postgresql``."""
     head, sep, _ = url.partition("://")
     if not sep or not head:
-        raise ConfigError(f"not a URL (expected scheme://...): {_redact(url)!r}")
+        raise ConfigError(f"not a URL (expected scheme://...): {redact_url(url)!r}")
     return head.split("+", 1)[0].lower()
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide a password in a URL before it reaches a message."""
     head, sep, rest = url.partition("://")
     if sep and "@" in rest:
@@ -103,6 +103,3 @@ def adapter_class(scheme: str) -> type[Adapter]:
             raise ConfigError(f"the {scheme!r} adapter ({module_name}) is not part of this polystore version") from None
         raise
     return getattr(module, class_name)  # type: ignore[no-any-return]
-
-
-redact_url = _redact

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -35,7 +35,6 @@ app.add_typer(rebalance_app, name="rebalance")
 console = Console()
 error_console = Console(stderr=True)
 
-T = TypeVar("T")
 
 ConfigOption = Annotated[
     Path | None,
@@ -58,12 +57,6 @@ def _errors() -> Iterator[None]:
 
         print_error(error_console, str(exc))
         raise typer.Exit(1) from None
-
-
-def _toolkit(config: Path | None) -> object:
-    from toolkit.facade import Toolkit
-
-    return Toolkit(config)
 
 
 @app.command()
@@ -136,10 +129,6 @@ def route(
             if store not in toolkit.store_names:
                 raise ConfigError(f"no store {store!r} (stores: {', '.join(toolkit.store_names) or 'none'})")
             console.print(route_panel(explain_route(toolkit, store, typed)))
-
-
-def _run(function: Callable[[], T]) -> T:
-    return function()
 
 
 def main() -> None:
