@@ -161,3 +161,94 @@ class Redis(Layout):
                         client.delete(*keys)
                 finally:
                     client.close()
+
+
+class Cassandra(Layout):
+    """One keyspace per shard (``polystore_c<N>``, kept between runs, as the contract
+    suite does) and a table prefix per test; cleanup drops the test's tables."""
+
+    name = "cassandra"
+    kind = "column"
+
+    def connect(self) -> None:
+        from tests.contract.backends.cassandra import cassandra_points
+
+        self.points = cassandra_points()
+        self.keyspaces: set[str] = set()
+
+        def probe() -> None:
+            from adapters.column import ColumnAdapter
+
+            adapter = ColumnAdapter(self.url("s0"), store="probe", shard="probe")
+            try:
+                adapter.ping()
+            finally:
+                adapter.close()
+
+        require("cassandra", probe)
+
+    def url(self, shard: str) -> str:
+        index = int(shard.lstrip("abcdefghijklmnopqrstuvwxyz") or 0)
+        keyspace = f"polystore_c{index}"
+        if hasattr(self, "keyspaces"):
+            self.keyspaces.add(keyspace)
+        return f"cassandra://{self.points}/{keyspace}"
+
+    def options(self) -> str:
+        return f'namespace = "{self.prefix}"'
+
+    def cleanup(self) -> None:
+        from cassandra.cluster import Cluster
+
+        host, _, port = self.points.split(",")[0].partition(":")
+        cluster = Cluster([host], port=int(port or 9042))
+        try:
+            session = cluster.connect()
+            for keyspace in sorted(self.keyspaces):
+                rows = session.execute(
+                    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
+                )
+                for row in rows:
+                    if row.table_name.startswith(self.prefix):
+                        session.execute(f"DROP TABLE IF EXISTS {keyspace}.{row.table_name}")
+        finally:
+            cluster.shutdown()
+
+
+class Neo4j(Layout):
+    """The stack's two Neo4j servers, shards round-robin over them, each with its own
+    label prefix (``?prefix=``); the test's namespace isolates it; cleanup deletes its
+    nodes, constraints and indexes."""
+
+    name = "neo4j"
+    kind = "graph"
+
+    def connect(self) -> None:
+        import neo4j
+
+        from tests.contract.backends.neo4j import neo4j_urls
+
+        self.urls = neo4j_urls()
+
+        def probe() -> None:
+            for url in dict.fromkeys(self.urls):
+                driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=5)
+                try:
+                    driver.verify_connectivity()
+                finally:
+                    driver.close()
+
+        require("neo4j", probe)
+
+    def url(self, shard: str) -> str:
+        index = int(shard.lstrip("abcdefghijklmnopqrstuvwxyz") or 0)
+        return f"{self.urls[index % len(self.urls)]}?prefix={shard}_"
+
+    def options(self) -> str:
+        return f'namespace = "{self.prefix}"'
+
+    def cleanup(self) -> None:
+        from tests.contract.backends.neo4j import sweep
+
+        for url in dict.fromkeys(self.urls):
+            sweep(url, self.prefix)

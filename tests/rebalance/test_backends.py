@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
-from tests.rebalance.backends import Layout, Mongo, Postgres, Redis
+from tests.rebalance.backends import Cassandra, Layout, Mongo, Neo4j, Postgres, Redis
 from tests.rebalance.helpers import Item, compare, config_text, item, load, reference_of
 from toolkit import Toolkit
 
@@ -80,3 +80,13 @@ def test_rebalance_on_redis(tmp_path: Path) -> None:
 @pytest.mark.mongo
 def test_rebalance_on_mongo(tmp_path: Path) -> None:
     _grow(tmp_path, Mongo(tmp_path), rows=500)
+
+
+@pytest.mark.cassandra
+def test_rebalance_on_cassandra(tmp_path: Path) -> None:
+    _grow(tmp_path, Cassandra(tmp_path), rows=1000)
+
+
+@pytest.mark.neo4j
+def test_rebalance_on_neo4j(tmp_path: Path) -> None:
+    _grow(tmp_path, Neo4j(tmp_path), rows=1000)
