@@ -2,6 +2,9 @@
 
 A mixin of ``RelationalAdapter`` (see its module docstring for the design): every
 statement compares the hidden ``_ps_expires`` column, so an expired row is invisible.
+The ``*_expiring`` reads return that column with the row (one statement, no extra
+round trip) and ``put_expiring`` writes a batch whose rows each keep their own
+instant, so a rebalance moves TTL rows with their remaining time to live.
 Purging expired rows (each ``put_ttl``, or ``purge_expired``) also deletes their edges
 when the shard has an edge table.
 """
@@ -9,7 +12,7 @@ when the shard has an edge table.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +20,7 @@ import sqlalchemy as sa
 from adapters._sql_core import EXPIRES_FIELD, NOW, Compiled, SqlHost, TableSet, translate_errors
 from adapters._sql_json import JsonChanges
 from adapters.base import Row
+from sharding.base import KeyRange, TokenRange
 from sharding.keys import encode_key
 from toolkit.errors import NotFoundError, QueryError
 from toolkit.model import EntitySchema, FieldSpec
@@ -73,6 +77,84 @@ class RowCapabilities(SqlHost):
         if found is None or found[0] is None:
             return None
         return max(0.0, float(found[0]) - now)
+
+    def _scan_rows(
+        self,
+        schema: EntitySchema,
+        tokens: TokenRange | None,
+        keys: KeyRange | None,
+        batch_size: int,
+        *,
+        expiring: bool,
+    ) -> Iterator[list[Row]]:
+        raise NotImplementedError  # RelationalAdapter's scan loop
+
+    def scan_expiring(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[Row]]:
+        """``scan`` with ``_ps_expires`` read in the same statement as the row."""
+        return self._scan_rows(schema, tokens, keys, batch_size, expiring=True)
+
+    def get_many_expiring(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
+        tables = self._tableset(schema)
+        rows: list[Row] = []
+        now = time.time()
+        select = sa.select(*tables.read_columns, tables.expires)
+        with translate_errors(self.store, self.shard), self.engine.connect() as connection:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                result = connection.execute(select.where(tables.keys_clause(chunk), tables.live(now)))
+                rows.extend(dict(row) for row in result.mappings())
+        return rows
+
+    def put_expiring(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
+        """One transaction: rows without an instant through the plain upsert, the others
+        through the TTL upsert with their own ``_ps_expires``. Rows already past it are
+        deleted instead. No purge here: a copy should not pay for the table's garbage."""
+        tables = self._tableset(schema)
+        host: Any = self  # RelationalAdapter: put_many, delete_many
+        plain: list[Row] = []
+        timed: list[Row] = []
+        gone: list[Any] = []
+        now = time.time()
+        for row in rows:
+            instant = row.get(EXPIRES_FIELD)
+            if instant is None:
+                plain.append(row)
+            elif instant <= now:
+                gone.append(schema.key_of(row))
+            else:
+                timed.append(row)
+        if gone:
+            host.delete_many(schema, gone)
+        upsert, upsert_ttl = tables.fast_upsert, tables.fast_upsert_ttl
+        if upsert is None or upsert_ttl is None:  # dialects without the compiled upserts
+            instants = [float(row.pop(EXPIRES_FIELD)) for row in timed]
+            for row in plain:
+                row.pop(EXPIRES_FIELD, None)
+            written = host.put_many(schema, plain) if plain else 0
+            for row, instant in zip(timed, instants, strict=True):
+                written += self.put_ttl(schema, [row], max(instant - time.time(), 1e-3))
+            return int(written) + len(gone)
+        try:
+            plain_params = [upsert.params(row) for row in plain]
+            timed_params = [
+                upsert_ttl.params({**self._row_params(tables, row), EXPIRES_FIELD: float(row[EXPIRES_FIELD])})
+                for row in timed
+            ]
+        except KeyError as exc:
+            raise QueryError(f"row for {tables.table.name} lacks field {exc.args[0]!r}") from None
+        with self._raw(write=True) as cursor:
+            if plain_params:
+                cursor.executemany(upsert.sql, plain_params)
+            if timed_params:
+                cursor.executemany(upsert_ttl.sql, timed_params)
+        return len(plain) + len(timed) + len(gone)
 
     def purge_expired(self, schema: EntitySchema) -> int:
         """Delete the rows of ``schema`` that have expired (they are already invisible); how many."""

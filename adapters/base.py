@@ -18,6 +18,7 @@ lacks raises ``UnsupportedCapability`` through ``require``.
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from toolkit.model import EntitySchema
 
 __all__ = [
+    "EXPIRES_FIELD",
     "OPERATORS",
     "TOKEN_FIELD",
     "Adapter",
@@ -49,6 +51,13 @@ __all__ = [
 
 TOKEN_FIELD: Final = "_ps_token"
 """The hidden, indexed field holding a hash-routed row's 64-bit token."""
+
+EXPIRES_FIELD: Final = "_ps_expires"
+"""The hidden field of rows read with ``scan_expiring``/``get_many_expiring`` and written
+with ``put_expiring``: the row's expiry instant in epoch seconds (float), None if it never
+expires. Absolute, not remaining, so a row that waits in a batch does not live longer.
+(Adapters that keep an expiry column may store it under this name; rows from the plain
+``scan``/``get``/``get_many`` never carry it.)"""
 
 Row: TypeAlias = dict[str, Any]
 
@@ -303,6 +312,83 @@ class Adapter(ABC):
         Uses keyset pagination (never OFFSET), so rows written during the scan are seen
         at most once and the cost of each batch does not grow with the position.
         """
+
+    # -- moving rows with their expiry ---------------------------------------------
+    # What a rebalance copies with: the core reads and writes, plus each row's expiry
+    # (EXPIRES_FIELD), so a TTL row arrives with its remaining time to live. Adapters
+    # without TTL need nothing (the defaults are the core calls, at no extra cost);
+    # TTL adapters should override all three (the defaults below are correct but ask
+    # for each row's ttl separately).
+
+    def scan_expiring(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[Row]]:
+        """``scan``, each row carrying EXPIRES_FIELD (read with the row, or just after it).
+
+        A row that expires between its read and its expiry's read is left out, never
+        reported as one that does not expire.
+        """
+        if Capability.TTL not in self.capabilities:
+            yield from self.scan(schema, tokens=tokens, keys=keys, batch_size=batch_size)
+            return
+        for batch in self.scan(schema, tokens=tokens, keys=keys, batch_size=batch_size):
+            found = self._with_expiry(schema, batch)
+            if found:
+                yield found
+
+    def get_many_expiring(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
+        """``get_many``, each row carrying EXPIRES_FIELD (see ``scan_expiring``)."""
+        rows = self.get_many(schema, keys)
+        if Capability.TTL not in self.capabilities:
+            return rows
+        return self._with_expiry(schema, rows)
+
+    def _with_expiry(self, schema: EntitySchema, rows: list[Row]) -> list[Row]:
+        """The fallback: one ``ttl`` per row, and a ``get`` where it says None (never
+        expires, or gone: a gone row must not come back without its expiry)."""
+        kept = []
+        for row in rows:
+            key = schema.key_of(row)
+            remaining = self.ttl(schema, key)
+            if remaining is None and self.get(schema, key) is None:
+                continue
+            row[EXPIRES_FIELD] = None if remaining is None else time.time() + remaining
+            kept.append(row)
+        return kept
+
+    def put_expiring(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
+        """Upsert rows carrying EXPIRES_FIELD: each keeps its expiry instant (the rest of
+        its time to live), rows without one never expire, rows already past theirs are
+        deleted here instead of written. Returns how many rows were written or deleted.
+
+        The default puts the rows without expiry in one ``put_many`` and the others with
+        ``put_ttl`` grouped by instant; TTL adapters override it with one batch.
+        """
+        plain: list[Row] = []
+        timed: dict[float, list[Row]] = {}
+        for row in rows:
+            instant = row.pop(EXPIRES_FIELD, None)
+            if instant is None:
+                plain.append(row)
+            else:
+                timed.setdefault(float(instant), []).append(row)
+        written = self.put_many(schema, plain) if plain else 0
+        if not timed:
+            return written
+        self.require(Capability.TTL)
+        now = time.time()
+        gone = [schema.key_of(row) for instant, group in timed.items() if instant <= now for row in group]
+        if gone:
+            self.delete_many(schema, gone)
+        for instant, group in timed.items():
+            if instant > now:
+                written += self.put_ttl(schema, group, instant - now)
+        return written + len(gone)
 
     # -- capabilities ----------------------------------------------------------------
     # Each raises UnsupportedCapability unless the adapter declares the capability and

@@ -96,6 +96,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BoundStatement, PreparedStatement, tuple_factory
 from cassandra.util import Date as CassandraDate
 
+from adapters import base
 from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo, sort_key
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
@@ -106,8 +107,9 @@ __all__ = ["DRIVER_ERRORS", "ColumnAdapter", "parse_url", "translate_errors"]
 
 SKEY_FIELD: Final = "_ps_skey"
 """Hidden, SAI-indexed, order-preserving 64-bit prefix of the first shard-key field."""
-EXPIRES_FIELD: Final = "_ps_expires"
-"""Hidden: the exact expiry instant of a TTL row (microseconds since the epoch), or null."""
+EXPIRES_FIELD: Final = base.EXPIRES_FIELD
+"""Hidden: the exact expiry instant of a TTL row (microseconds since the epoch), or null.
+(The column shares the contract's name; ``*_expiring`` rows carry it in seconds.)"""
 
 _NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 _PLAIN: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -451,6 +453,14 @@ class _Table:
         return row
 
 
+def _with_expiry(table: _Table, values: Sequence[Any], now: int) -> Row | None:
+    """``_Table.decode`` plus the row's expiry instant in seconds (None: never)."""
+    row = table.decode(values, now)
+    if row is not None:
+        row[EXPIRES_FIELD] = None if values[-1] is None else values[-1] / 1_000_000
+    return row
+
+
 def _now_micros() -> int:
     return time.time_ns() // 1000
 
@@ -740,6 +750,37 @@ class ColumnAdapter(Adapter):
         rows = (table.decode(values, now) for result in self._concurrent(table.get, params) for values in result)
         return [row for row in rows if row is not None]
 
+    def get_many_expiring(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
+        table = self._table(schema)
+        params = list(dict.fromkeys(table.key_params(key) for key in keys))
+        now = _now_micros()
+        rows = (_with_expiry(table, values, now) for result in self._concurrent(table.get, params) for values in result)
+        return [row for row in rows if row is not None]
+
+    def put_expiring(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
+        """Each row with its own ``USING TTL`` (rounded as ``put_ttl`` does) and exact
+        ``_ps_expires``; rows without an instant plainly; rows past it are deleted."""
+        table = self._table(schema)
+        now = time.time()
+        plain: dict[Any, list[Any]] = {}
+        timed: dict[Any, list[Any]] = {}
+        gone: list[Any] = []
+        for row in rows:
+            key = schema.key_of(row)
+            instant = row.pop(EXPIRES_FIELD, None)
+            if instant is None:
+                plain[key] = self._values(table, row, None)
+            elif instant > now:
+                seconds = max(1, math.ceil(instant) - math.floor(now))
+                timed[key] = [*self._values(table, row, int(instant * 1_000_000)), seconds]
+            else:
+                gone.append(key)
+        self._concurrent(table.insert, list(plain.values()))
+        self._concurrent(table.insert_ttl, list(timed.values()))
+        if gone:
+            self.delete_many(schema, gone)
+        return len(plain) + len(timed) + len(gone)
+
     def ttl(self, schema: EntitySchema, key: Any) -> float | None:
         table = self._table(schema)
         found = self._execute(table.exists, table.key_params(key), key=key).one()
@@ -807,6 +848,22 @@ class ColumnAdapter(Adapter):
         keys: KeyRange | None = None,
         batch_size: int = 500,
     ) -> Iterator[list[Row]]:
+        return self._scan_rows(schema, tokens, keys, batch_size, expiring=False)
+
+    def scan_expiring(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[Row]]:
+        """``scan`` with each row's ``_ps_expires`` (already in every full SELECT)."""
+        return self._scan_rows(schema, tokens, keys, batch_size, expiring=True)
+
+    def _scan_rows(
+        self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int, *, expiring: bool
+    ) -> Iterator[list[Row]]:
         table = self._table(schema)
         if batch_size < 1:
             raise QueryError(f"batch_size must be positive, not {batch_size}")
@@ -828,10 +885,16 @@ class ColumnAdapter(Adapter):
             )
         where = f" WHERE {' AND '.join(clauses)} ALLOW FILTERING" if clauses else ""
         select = f"SELECT {_cols(table.columns)} FROM {table.qualified}{where}"
-        yield from self._pages(table, select, params, batch_size, keys)
+        yield from self._pages(table, select, params, batch_size, keys, expiring)
 
     def _pages(
-        self, table: _Table, cql: str, params: Sequence[Any], batch_size: int, keys: KeyRange | None
+        self,
+        table: _Table,
+        cql: str,
+        params: Sequence[Any],
+        batch_size: int,
+        keys: KeyRange | None,
+        expiring: bool = False,
     ) -> Iterator[list[Row]]:
         """One batch per server page; resumes from the paging state (keyset, no offset)."""
         statement = self._bound(table, cql, params, batch_size)
@@ -842,7 +905,10 @@ class ColumnAdapter(Adapter):
                 result = self.session.execute(statement, paging_state=paging_state)
                 page = list(result.current_rows)
             now = _now_micros()
-            rows = [row for row in (table.decode(values, now) for values in page) if row is not None]
+            if expiring:
+                rows = [row for row in (_with_expiry(table, values, now) for values in page) if row is not None]
+            else:
+                rows = [row for row in (table.decode(values, now) for values in page) if row is not None]
             if keys is not None:
                 rows = [row for row in rows if schema.shard_key_of(row) in keys]
             if rows:

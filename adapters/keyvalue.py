@@ -76,6 +76,7 @@ import json
 import math
 import re
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -90,7 +91,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo, sort_key
+from adapters.base import EXPIRES_FIELD, TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo, sort_key
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import encode_key
@@ -917,6 +918,48 @@ class KeyValueAdapter(Adapter):
             millis = int(self.client.pttl(row_key))
         return millis / 1000 if millis >= 0 else None  # -1: no expiry, -2: no row
 
+    def get_many_expiring(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
+        """``get_many``, each row with its expiry (HGETALL and PTTL pipelined)."""
+        layout = self._get_layout(schema)
+        row_keys = [layout.locate(key)[0] for key in dict.fromkeys(keys)]
+        rows: list[Row] = []
+        with translate_errors(self.store, self.shard):
+            for start in range(0, len(row_keys), _CHUNK):
+                pipe = self._pipeline()
+                for row_key in row_keys[start : start + _CHUNK]:
+                    pipe.hgetall(row_key)
+                    pipe.pttl(row_key)
+                replies = pipe.execute()
+                now = time.time()
+                for raw, millis in zip(replies[0::2], replies[1::2], strict=True):
+                    if raw and int(millis) != -2:
+                        row = layout.decode(raw)
+                        row[EXPIRES_FIELD] = None if int(millis) < 0 else now + int(millis) / 1000
+                        rows.append(row)
+        return rows
+
+    def put_expiring(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
+        """One pipelined batch of write scripts, each row with its own remaining PEXPIRE
+        (0: none); rows already past their instant are deleted instead."""
+        if not rows:
+            return 0
+        layout = self._get_layout(schema)
+        unique = {schema.key_of(row): row for row in rows}
+        now = time.time()
+        calls = []
+        for key, row in unique.items():
+            instant = row.pop(EXPIRES_FIELD, None)
+            if instant is None:
+                calls.append(self._put_call(layout, row, 0))
+            elif instant > now:
+                calls.append(self._put_call(layout, row, max(1, round((instant - now) * 1000))))
+            else:
+                row_keys, keyhex, suffix = layout.keys_of(key)
+                calls.append(("delete", row_keys, (keyhex, suffix)))
+        with translate_errors(self.store, self.shard):
+            self._run_scripts(calls)
+        return len(unique)
+
     def increment(self, schema: EntitySchema, key: Any, field: str, amount: int | float) -> int | float:
         layout = self._get_layout(schema)
         spec = self._numeric_field(schema, field, amount)
@@ -1020,6 +1063,7 @@ class KeyValueAdapter(Adapter):
         span: _Span,
         per_round: int,
         specs: Sequence[FieldSpec] | None = None,
+        expiring: bool = False,
     ) -> Iterator[list[Row]]:
         """Rows listed in ``span`` of one of the indexes, over all buckets, a round at a time.
 
@@ -1047,7 +1091,7 @@ class KeyValueAdapter(Adapter):
                     cursor.low = b"(" + members[-1]
                 listed += [(cursor.bucket, member) for member in members]
             if listed:
-                yield self._fetch(layout, span.by_key, listed, specs)
+                yield self._fetch(layout, span.by_key, listed, specs, expiring)
 
     def _fetch(
         self,
@@ -1055,7 +1099,10 @@ class KeyValueAdapter(Adapter):
         by_key: bool,
         listed: list[tuple[int, bytes]],
         specs: Sequence[FieldSpec] | None,
+        expiring: bool = False,
     ) -> list[Row]:
+        """The rows ``listed`` names; with ``expiring``, each with its expiry instant (a
+        PTTL pipelined right after its HGETALL)."""
         check = _KEY_FIELD if by_key else TOKEN_FIELD.encode()
         parsed = [(bucket, member, *_parse_member(member, by_key)) for bucket, member in listed]
         pipe = self._pipeline()
@@ -1065,17 +1112,28 @@ class KeyValueAdapter(Adapter):
                 pipe.hgetall(row_key)
             else:
                 pipe.hmget(row_key, [check, *(spec.name.encode() for spec in specs)])
+            if expiring:
+                pipe.pttl(row_key)
+        replies = pipe.execute()
+        now = time.time()
+        if expiring:
+            found_ttls = replies[1::2]
+            replies = replies[0::2]
         rows: list[Row] = []
         stale: list[tuple[str, Sequence[bytes], Sequence[Any]]] = []
-        for (bucket, member, keyhex, expected), raw in zip(parsed, pipe.execute(), strict=True):
+        for position, ((bucket, member, keyhex, expected), raw) in enumerate(zip(parsed, replies, strict=True)):
             found = raw.get(check) if isinstance(raw, dict) else raw[0]
             if found != expected:
                 index = layout.key_index_key(bucket) if by_key else layout.index_key(bucket)
                 stale.append(("clean", (layout.row_key(bucket, keyhex), index), (member, check, expected)))
-            elif specs is None:
-                rows.append(layout.decode(raw))
-            else:
-                rows.append(layout.decode_fields(specs, raw[1:]))
+                continue
+            row = layout.decode(raw) if specs is None else layout.decode_fields(specs, raw[1:])
+            if expiring:
+                millis = int(found_ttls[position])
+                if millis == -2:  # expired between the two commands: it is gone
+                    continue
+                row[EXPIRES_FIELD] = None if millis < 0 else now + millis / 1000
+            rows.append(row)
         if stale:
             self._run_scripts(stale)
         return rows
@@ -1249,6 +1307,22 @@ class KeyValueAdapter(Adapter):
         keys: KeyRange | None = None,
         batch_size: int = 500,
     ) -> Iterator[list[Row]]:
+        return self._scan_rows(schema, tokens, keys, batch_size, expiring=False)
+
+    def scan_expiring(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[Row]]:
+        """``scan``, each row with its expiry (PTTL in the same pipeline as the row)."""
+        return self._scan_rows(schema, tokens, keys, batch_size, expiring=True)
+
+    def _scan_rows(
+        self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int, *, expiring: bool
+    ) -> Iterator[list[Row]]:
         layout = self._get_layout(schema)
         if batch_size < 1:
             raise QueryError(f"batch_size must be positive, not {batch_size}")
@@ -1260,7 +1334,7 @@ class KeyValueAdapter(Adapter):
         span = key_span or self._token_span(tokens)
         pending: list[Row] = []
         with translate_errors(self.store, self.shard):
-            for batch in self._walk(layout, span, batch_size):
+            for batch in self._walk(layout, span, batch_size, expiring=expiring):
                 pending += self._in_range(schema, batch, keys)
                 while len(pending) >= batch_size:
                     yield pending[:batch_size]

@@ -25,8 +25,9 @@ capabilities raise ``UnsupportedCapability`` there):
   statement, so an expired row is never seen. A plain put writes NULL (clearing an
   earlier expiry). Expired rows are purged by every ``put_ttl`` (one ``DELETE`` through
   a partial index on ``_ps_expires``, in the same transaction) and by ``purge_expired``.
-  ``_ps_expires`` is never returned in rows, so a rebalance copy (scan -> put_many)
-  does not carry expiries over. Tables created before TTL get the column on ensure.
+  ``_ps_expires`` is returned only by ``scan_expiring``/``get_many_expiring`` (what a
+  rebalance copies with, so TTLs move with their rows). Tables created before TTL get
+  the column on ensure.
 * NESTED_FILTERS and PARTIAL_UPDATE: see ``adapters._sql_json`` (all in SQL, paths and
   values as parameters). Ordering by a dotted path raises QueryError.
 * ATOMIC_INCREMENT: ``UPDATE ... SET f = COALESCE(f, 0) + :amount ... RETURNING f``.
@@ -562,6 +563,18 @@ class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
         keys: KeyRange | None = None,
         batch_size: int = 500,
     ) -> Iterator[list[Row]]:
+        return self._scan_rows(schema, tokens, keys, batch_size, expiring=False)
+
+    def _scan_rows(
+        self,
+        schema: EntitySchema,
+        tokens: TokenRange | None,
+        keys: KeyRange | None,
+        batch_size: int,
+        *,
+        expiring: bool,
+    ) -> Iterator[list[Row]]:
+        """``scan``; with ``expiring``, rows also carry ``_ps_expires`` (``scan_expiring``)."""
         tables = self._tableset(schema)
         table = tables.table
         if batch_size < 1:
@@ -584,7 +597,9 @@ class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
                 bounds.append(shard < keys.upper)
         position: tuple[Any, ...] | None = None
         while True:
-            stmt = tables.select().where(tables.live(time.time()), *bounds)
+            stmt = (sa.select(*tables.read_columns, tables.expires) if expiring else tables.select()).where(
+                tables.live(time.time()), *bounds
+            )
             if position is not None:
                 after = (
                     sa.literal(value, type_=column.type) for value, column in zip(position, order_columns, strict=True)

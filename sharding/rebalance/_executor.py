@@ -293,8 +293,8 @@ class Rebalancer:
             source = self._adapter(plan, move.source)
             target = self._adapter(plan, move.target)
             copied = 0
-            for rows in mover.rows(source, batch):
-                target.put_many(mover.schema, mover.prepare(rows))
+            for rows in mover.rows(source, batch, expiring=True):
+                target.put_expiring(mover.schema, mover.prepare(rows))
                 copied += len(rows)
                 self.progress(ProgressEvent("rows", "copy", rows=len(rows), move=move.index))
             return {"copied": copied}
@@ -441,9 +441,9 @@ class Rebalancer:
         """Copy ``keys`` from source to target again; a key gone from the source goes from the target."""
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
-            rows = [row for row in source.get_many(mover.schema, chunk) if mover.moves(row)]
+            rows = [row for row in source.get_many_expiring(mover.schema, chunk) if mover.moves(row)]
             if rows:
-                target.put_many(mover.schema, mover.prepare(rows))
+                target.put_expiring(mover.schema, mover.prepare(rows))
             present = {mover.key_bytes(row) for row in rows}
             gone = [key for key in chunk if encode_key(key) not in present]
             if gone:

@@ -89,24 +89,26 @@ class Mover:
         shard_key = self.schema.shard_key_of(row)
         return self.old.shard_for(shard_key) == self.source and self.new.shard_for(shard_key) == self.target
 
-    def rows(self, adapter: Adapter, batch_size: int) -> Iterator[list[Row]]:
-        """The span's moving rows on ``adapter`` (source or target), in batches."""
-        for batch in self._scan(adapter, batch_size):
+    def rows(self, adapter: Adapter, batch_size: int, *, expiring: bool = False) -> Iterator[list[Row]]:
+        """The span's moving rows on ``adapter`` (source or target), in batches; with
+        ``expiring``, each carries its expiry instant (``EXPIRES_FIELD``) for the copy."""
+        for batch in self._scan(adapter, batch_size, expiring):
             rows = batch if self.exact else [row for row in batch if self.moves(row)]
             if rows:
                 yield rows
 
-    def _scan(self, adapter: Adapter, batch_size: int) -> Iterator[list[Row]]:
+    def _scan(self, adapter: Adapter, batch_size: int, expiring: bool) -> Iterator[list[Row]]:
         span = self.span
+        scan = adapter.scan_expiring if expiring else adapter.scan
         if isinstance(span, TokenRange):
             if span.end > MAX_TOKEN:
                 # The contract allows end == 2**63, but the relational adapter binds it as a
                 # 64-bit integer and overflows. Clamping skips a key whose token is exactly
                 # MAX_TOKEN (odds 2**-64 per key); drop this once the adapters accept it.
                 span = TokenRange(span.start, MAX_TOKEN)
-            yield from adapter.scan(self.schema, tokens=span, batch_size=batch_size)
+            yield from scan(self.schema, tokens=span, batch_size=batch_size)
         elif isinstance(span, KeyRange):
-            yield from adapter.scan(self.schema, keys=span, batch_size=batch_size)
+            yield from scan(self.schema, keys=span, batch_size=batch_size)
         elif isinstance(span, DirectoryKeys):
             if len(self.schema.shard_key) == 1:
                 field = self.schema.shard_key[0]
@@ -114,15 +116,17 @@ class Mover:
                 for start in range(0, len(keys), _IN_CHUNK):
                     query = Query((Filter(field, "in", keys[start : start + _IN_CHUNK]),))
                     found = adapter.find(self.schema, query)
+                    if found and expiring:  # find has no expiry: read the rows again with it
+                        found = adapter.get_many_expiring(self.schema, [self.schema.key_of(row) for row in found])
                     if found:
                         yield found
             else:
                 wanted = {encode_key(key) for key in span.keys}
-                for batch in adapter.scan(self.schema, batch_size=batch_size):
+                for batch in scan(self.schema, batch_size=batch_size):
                     yield [row for row in batch if encode_key(self.schema.shard_key_of(row)) in wanted]
 
     def prepare(self, rows: list[Row]) -> list[Row]:
-        """Rows ready for the target's put_many (the token recomputed, never trusted)."""
+        """Rows ready for the target's put_expiring (the token recomputed, never trusted)."""
         if not self.hashed:
             for row in rows:
                 row.pop(TOKEN_FIELD, None)
