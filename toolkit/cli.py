@@ -79,9 +79,9 @@ def demo(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Where the demo's SQLite files go (default: a new temp dir).")
     ] = None,
-    customers: Annotated[int, typer.Option(min=10, max=1_000_000, help="How many customers to write.")] = 3000,
+    customers: Annotated[int, typer.Option(min=10, max=1_000_000, help="How many customers to seed.")] = 600,
 ) -> None:
-    """Run a small sharded application on the embedded default and show what went where."""
+    """Run the shop example on the embedded default: what went where, a saga, a rebalance."""
     from toolkit.demo import run_demo
 
     with _errors():

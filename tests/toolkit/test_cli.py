@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from toolkit.cli import app
-from toolkit.demo import run_demo
 
 runner = CliRunner()
 
@@ -76,29 +73,4 @@ def test_bad_config_error_names_the_field(tmp_path: Path) -> None:
     assert "p.toml: stores.u.router.type: expected one of hash, range, directory" in result.output
 
 
-def test_demo_writes_and_spreads_data(tmp_path: Path) -> None:
-    from rich.console import Console
-
-    console = Console(record=True, width=140)
-    counts = run_demo(console, tmp_path / "demo", customers=400)
-    assert sum(counts["customers"].values()) == 400
-    assert len(counts["customers"]) == 4
-    assert all(count > 0 for count in counts["customers"].values())
-    assert sum(counts["orders"].values()) == 320
-    assert counts["tenants"]["s2"] > counts["tenants"]["s0"]  # the pinned big tenants
-    text = console.export_text()
-    assert "shards visited" in text
-    assert "max/mean" in text
-
-
-def test_the_console_script_runs_the_demo(tmp_path: Path) -> None:
-    """What the README's first command ends with, as a real process."""
-    result = subprocess.run(
-        [sys.executable, "-m", "toolkit.cli", "demo", "--customers", "200", "--data-dir", str(tmp_path / "d")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "customers · hash router" in result.stdout
+# The demo (the shop example, narrated) is tested in tests/examples/test_demo.py.
