@@ -14,6 +14,8 @@ The file describes the catalog and every store::
     s1 = "postgresql://app:${PG_PASSWORD}@db1:5432/users"
     [stores.users.router]
     type = "hash"                          # hash | range | directory, plus the router's options
+    [stores.users.resilience.breaker]      # optional: breaker, bulkhead, throttle, retry
+    failures = 5                           # (see toolkit.resilience for every field)
 
 Every string may use ``${NAME}`` or ``${NAME:-default}`` to read the environment, so
 secrets stay out of the file. Every error is a ``ConfigError`` whose message starts
@@ -25,15 +27,26 @@ live in SQLite files under one directory, so an application runs with no server.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from toolkit.errors import ConfigError, ToolkitError
+from toolkit.resilience._policy import (
+    BreakerPolicy,
+    BulkheadPolicy,
+    PolicyError,
+    ResiliencePolicy,
+    RetryPolicy,
+    ThrottlePolicy,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -52,6 +65,8 @@ DEFAULT_CONFIG_FILE: Final = "polystore.toml"
 DEFAULT_DATA_DIR: Final = ".polystore"
 KINDS: Final = ("relational", "document", "keyvalue", "column", "graph")
 ROUTER_TYPES: Final = ("hash", "range", "directory")
+
+_P = TypeVar("_P")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -82,6 +97,8 @@ class StoreConfig:
     shards: tuple[ShardConfig, ...]
     router: RouterConfig = field(default_factory=RouterConfig)
     options: Mapping[str, Any] = field(default_factory=dict)
+    resilience: ResiliencePolicy = field(default_factory=ResiliencePolicy)
+    """The guard in front of the store's adapters (``[stores.NAME.resilience]``)."""
 
     @property
     def shard_urls(self) -> dict[str, str]:
@@ -254,7 +271,7 @@ class _Parser:
         path = f"stores.{name}"
         if not _NAME.match(name):
             raise self.error(path, "store names are letters, digits and _ (at most 63)")
-        body = self.table(raw, path, ("kind", "shards", "router", "options"))
+        body = self.table(raw, path, ("kind", "shards", "router", "options", "resilience"))
         kind = self.string(body.get("kind", "relational"), f"{path}.kind")
         if kind not in KINDS:
             raise self.error(f"{path}.kind", f"expected one of {', '.join(KINDS)}, found {kind!r}")
@@ -270,7 +287,59 @@ class _Parser:
             shards.append(ShardConfig(shard_name, self.url(url, f"{path}.shards.{shard_name}")))
         router = self.router(body.get("router", {}), f"{path}.router", [shard.name for shard in shards])
         options = self.interpolate_all(self.table(body.get("options", {}), f"{path}.options"), f"{path}.options")
-        return StoreConfig(name=name, kind=kind, shards=tuple(shards), router=router, options=options)
+        resilience = self.resilience(body.get("resilience", {}), f"{path}.resilience")
+        return StoreConfig(
+            name=name, kind=kind, shards=tuple(shards), router=router, options=options, resilience=resilience
+        )
+
+    def resilience(self, raw: Any, path: str) -> ResiliencePolicy:
+        """``[stores.NAME.resilience]``: ``enabled`` and the breaker, bulkhead, throttle and
+        retry sub-tables, each field checked by type here and by value by its policy."""
+        body = self.table(raw, path, ("enabled", "breaker", "bulkhead", "throttle", "retry"))
+        enabled = body.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise self.error(f"{path}.enabled", f"expected true or false, found {type(enabled).__name__}")
+        return ResiliencePolicy(
+            enabled=enabled,
+            breaker=self.policy(BreakerPolicy, body.get("breaker", {}), f"{path}.breaker"),
+            bulkhead=self.policy(BulkheadPolicy, body.get("bulkhead", {}), f"{path}.bulkhead"),
+            throttle=self.policy(ThrottlePolicy, body.get("throttle", {}), f"{path}.throttle"),
+            retry=self.policy(RetryPolicy, body.get("retry", {}), f"{path}.retry"),
+        )
+
+    def policy(self, cls: type[_P], raw: Any, path: str) -> _P:
+        """A frozen policy dataclass from a TOML table whose keys are its field names."""
+        hints = typing.get_type_hints(cls)
+        names = tuple(item.name for item in dataclasses.fields(cls))  # type: ignore[arg-type]
+        body = self.table(raw, path, names)
+        values = {name: self.policy_value(value, hints[name], f"{path}.{name}") for name, value in body.items()}
+        try:
+            return cls(**values)
+        except PolicyError as exc:
+            raise self.error(f"{path}.{exc.field}", exc.message) from None
+
+    def policy_value(self, value: Any, hint: Any, path: str) -> Any:
+        """Check one TOML value against a policy field's type (bool, int, float, a choice)."""
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        options = tuple(option for option in options if option is not type(None))
+        expected = options[0]
+        if expected is bool:
+            if not isinstance(value, bool):
+                raise self.error(path, f"expected true or false, found {type(value).__name__}")
+            return value
+        if expected is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error(path, f"expected a whole number, found {type(value).__name__}")
+            return value
+        if expected is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.error(path, f"expected a number, found {type(value).__name__}")
+            return float(value)
+        choices = typing.get_args(expected)  # a Literal of strings
+        text = self.string(value, path)
+        if text not in choices:
+            raise self.error(path, f"expected one of {', '.join(choices)}, found {text!r}")
+        return text
 
     def router(self, raw: Any, path: str, shard_names: list[str]) -> RouterConfig:
         from sharding import router_from_config

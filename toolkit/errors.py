@@ -16,7 +16,10 @@ says whether retrying can help::
     ├── DriverMissingError      the driver for a URL scheme is not installed: names the extra
     └── StoreError              a backend call failed: store, shard, key, retryable
         ├── StoreUnavailable    cannot reach the backend (retryable)
+        │   └── CircuitOpen     the shard's circuit breaker is open: failing fast (retry_after)
         ├── StoreTimeout        the backend did not answer in time (retryable)
+        ├── RateLimited         the store's throttle refused the call (retry_after)
+        ├── BulkheadFull        no concurrency slot of the store freed up in time
         ├── DuplicateKeyError   an insert-only write met an existing key
         ├── NotFoundError       an operation that needs an existing row found none
         ├── UnsupportedCapability  the adapter does not offer what was asked
@@ -28,7 +31,9 @@ The CLI prints any ``ToolkitError`` as one line (``str(error)``) and exits non-z
 from __future__ import annotations
 
 __all__ = [
+    "BulkheadFull",
     "CatalogError",
+    "CircuitOpen",
     "ConfigError",
     "CrossShardError",
     "DriverMissingError",
@@ -37,6 +42,7 @@ __all__ = [
     "InvalidKeyError",
     "NotFoundError",
     "QueryError",
+    "RateLimited",
     "RoutingError",
     "StoreError",
     "StoreTimeout",
@@ -141,6 +147,44 @@ class StoreTimeout(StoreError):
     """The backend did not answer in time."""
 
     retryable = True
+
+
+class CircuitOpen(StoreUnavailable):
+    """The shard's circuit breaker is open: the call was refused without touching the backend.
+
+    Raised by the resilience guard (``toolkit.resilience``) after the shard failed often
+    enough to count as down; ``retry_after`` is the number of seconds until it lets a probe
+    call through. Retrying sooner only fails fast again.
+    """
+
+    def __init__(self, message: str, *, store: str | None = None, shard: str | None = None, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, store=store, shard=shard)
+
+
+class RateLimited(StoreError):
+    """The store's throttle refused the call; ``retry_after`` seconds until it may be admitted."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, store: str | None = None, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, store=store)
+
+
+class BulkheadFull(StoreError):
+    """Every concurrency slot of the store stayed taken for the bulkhead's whole wait.
+
+    The store is slow or overloaded; refusing the call keeps this thread free for the
+    other stores instead of queueing it behind the slow one. ``limit`` is the store's
+    configured number of concurrent calls.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, store: str | None = None, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message, store=store)
 
 
 class DuplicateKeyError(StoreError):

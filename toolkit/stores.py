@@ -31,6 +31,7 @@ from toolkit.catalog import Catalog, Topology
 from toolkit.config import StoreConfig
 from toolkit.errors import TopologyError
 from toolkit.model import EntitySchema
+from toolkit.resilience import StoreGuard, StoreHealth, guard_adapter
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "Store", "TopologyDriftWarning"]
 
@@ -54,6 +55,8 @@ class Store:
         self._catalog = catalog
         self._lock = threading.RLock()
         self._adapters: dict[ShardId, Adapter] = {}
+        self.guard = StoreGuard(self.name, config.resilience) if config.resilience.enabled else None
+        """Breaker per shard, bulkhead, throttle and retry (``toolkit.resilience``); None if disabled."""
         self._ensured: set[str] = set()
         self._recorded: set[str] = set()
         self.poll_interval = DEFAULT_POLL_INTERVAL
@@ -98,7 +101,7 @@ class Store:
         return self.topology.shards
 
     def adapter(self, shard: ShardId | str) -> Adapter:
-        """The adapter for one shard, connected on first use."""
+        """The adapter for one shard, connected on first use, behind the store's guard."""
         found = self._adapters.get(ShardId(shard))
         if found is not None:
             return found
@@ -114,6 +117,8 @@ class Store:
                     raise TopologyError(f"store {self.name!r} has no shard {shard!r} (shards: {known})")
                 cls = adapter_class(scheme_of(url))
                 found = cls(url, store=self.name, shard=str(shard), options=self.config.options)
+                if self.guard is not None:
+                    found = guard_adapter(found, self.guard.shard(str(shard)))
                 self._adapters[ShardId(shard)] = found
         return found
 
@@ -191,6 +196,10 @@ class Store:
         if state.to_epoch is not None and state.epoch >= state.to_epoch:
             phase = "cleanup"
         return moving_view(state.rebalance, phase, self.router, plan, plan["source"]["shards"])
+
+    def health(self) -> StoreHealth | None:
+        """The guard's breakers, bulkhead and throttle right now (None: resilience disabled)."""
+        return self.guard.health() if self.guard is not None else None
 
     def close(self) -> None:
         with self._lock:
