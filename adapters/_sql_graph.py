@@ -152,6 +152,29 @@ class EdgeTable:
                 found.append((source, Relationship(kind, decode_key(source), key, _props(properties))))
         return found
 
+    def edges_of(
+        self, connection: Connection, entity: str, keys: Sequence[Any], other: str, *, incoming: bool
+    ) -> list[Relationship]:
+        """Edges from the ``entity`` nodes with these keys to ``other`` nodes (or, with
+        ``incoming``, from ``other`` nodes to them), any type."""
+        columns = self.table.c
+        found: list[Relationship] = []
+        encoded = [encode_key(key) for key in dict.fromkeys(keys)]
+        mine, theirs, by = (
+            (columns.target_entity, columns.source_entity, columns.target_key)
+            if incoming
+            else (columns.source_entity, columns.target_entity, columns.source_key)
+        )
+        for start in range(0, len(encoded), _CHUNK):
+            stmt = sa.select(columns.source_key, columns.type, columns.target_key, columns.properties).where(
+                mine == entity, theirs == other, by.in_(encoded[start : start + _CHUNK])
+            )
+            for source_key, kind, target_key, properties in connection.execute(stmt):
+                found.append(
+                    Relationship(kind, decode_key(bytes(source_key)), decode_key(bytes(target_key)), _props(properties))
+                )
+        return found
+
     def _steps(self, entity: str, type: str | None, direction: Direction) -> sa.Subquery:
         """(here, there) pairs: one edge between rows of ``entity`` in ``direction``."""
         columns = self.table.c
@@ -304,6 +327,16 @@ class GraphCapability(SqlHost):
         edges = self._graph(schema, target)
         with translate_errors(self.store, self.shard, relationship.source), self.engine.begin() as connection:
             return edges.remove(connection, relationship, schema.name, target.name)
+
+    def edges_of(
+        self, schema: EntitySchema, keys: Sequence[Any], other: EntitySchema, *, incoming: bool = False
+    ) -> list[Relationship]:
+        """The nodes' edges to (or from) ``other`` nodes; none without an edge table."""
+        edges = self._edges
+        if edges is None or not keys:
+            return []
+        with translate_errors(self.store, self.shard), self.engine.connect() as connection:
+            return edges.edges_of(connection, schema.name, keys, other.name, incoming=incoming)
 
     def _rows_by_encoded_key(self, schema: EntitySchema, encoded: Iterable[bytes]) -> dict[bytes, Row]:
         unique = list(dict.fromkeys(encoded))

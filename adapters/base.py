@@ -450,6 +450,15 @@ class Adapter(ABC):
         self.require(Capability.GRAPH)
         raise NotImplementedError
 
+    def edges_of(
+        self, schema: EntitySchema, keys: Sequence[Any], other: EntitySchema, *, incoming: bool = False
+    ) -> list[Relationship]:
+        """GRAPH: every edge from a node of ``schema`` whose key is in ``keys`` to a node of
+        ``other`` (with ``incoming``: from an ``other`` node to one of these), any type, in
+        no particular order. What a rebalance moves edges with (see sharding.rebalance)."""
+        self.require(Capability.GRAPH)
+        raise NotImplementedError
+
     def unrelate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> bool:
         """GRAPH: remove the ``type`` edge source -> target; True if it existed."""
         self.require(Capability.GRAPH)

@@ -915,6 +915,28 @@ class GraphAdapter(Adapter):
                 f"{target.name} does not exist", store=self.store, shard=self.shard, key=relationship.target
             )
 
+    def edges_of(
+        self, schema: EntitySchema, keys: Sequence[Any], other: EntitySchema, *, incoming: bool = False
+    ) -> list[Relationship]:
+        """Edges from these ``schema`` nodes to ``other`` nodes (or into them with
+        ``incoming``), any type: one UNWIND per 500 keys."""
+        mine, theirs = self._label(schema), self._label(other)
+        arrow = "<-[r]-" if incoming else "-[r]->"
+        query = (
+            f"UNWIND $keys AS k MATCH (a:{mine.q} {mine.key_map('k')}){arrow}(b:{theirs.q}) "
+            "RETURN properties(a) AS a, type(r) AS t, properties(r) AS rp, properties(b) AS b"
+        )
+        found: list[Relationship] = []
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            params = {"keys": [mine.key_params(key) for key in unique[start : start + 500]]}
+            for record in self._records(query, params):
+                properties = {name: _native(value) for name, value in record["rp"].items()}
+                here, there = mine.key_of(mine.decode(record["a"])), theirs.key_of(theirs.decode(record["b"]))
+                ends = (there, here) if incoming else (here, there)
+                found.append(Relationship(record["t"], ends[0], ends[1], properties))
+        return found
+
     def unrelate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> bool:
         source, other = self._label(schema), self._label(target)
         rel = _tick(_ident(relationship.type, "relationship type"))

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from adapters.base import Adapter
+from adapters.base import Adapter, Capability
 from adapters.registry import adapter_class, scheme_of
 from sharding.base import DirectoryKeys, ShardId
 from sharding.keys import decode_key, encode_key, key_from_json
@@ -244,8 +244,8 @@ class Rebalancer:
                     counts = work(plan, move, mover)
                     break
                 except Exception as exc:  # the unit is idempotent: redo it, as resume would
-                    if attempt == self.options.retries:
-                        raise
+                    if attempt == self.options.retries or isinstance(exc, TopologyError):
+                        raise  # a refusal is not transient
                     where = f"{step} of move {move.index} ({mover.schema.name})"
                     self.journal.set_error(record.id, f"retrying {where}: {type(exc).__name__}: {exc}")
                     time.sleep(0.2 * 2**attempt)
@@ -300,7 +300,42 @@ class Rebalancer:
             return {"copied": copied}
 
         self._units(record, "copy", copy)
+        self._units(record, "edges", self._copy_edges)  # every moving node exists on its target now
         return "verify" if self.options.verify_before_fence else "fence"
+
+    def _copy_edges(self, plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
+        """Relationships follow their nodes (GRAPH adapters only).
+
+        An edge lives on the shard of its ends (``relate`` needs both on one shard). An
+        edge from a moving node is related again on the target shard when the new router
+        puts its other end there too (it moved along, or already lived there); an edge
+        the new topology would split between two shards cannot exist, so the rebalance
+        stops here, naming one (abort it, then co-locate the ends, e.g. with a directory
+        router, or unrelate them). Source copies go with the nodes at cleanup.
+        """
+        source = self._adapter(plan, move.source)
+        if Capability.GRAPH not in source.capabilities:
+            return {}
+        target = self._adapter(plan, move.target)
+        schema = mover.schema
+        split: list[str] = []
+        for rows in mover.rows(source, self.options.batch_size):
+            keys = [schema.key_of(row) for row in rows]
+            for other in plan.schemas:
+                for edge in source.edges_of(schema, keys, other):
+                    if mover.new.shard_for(edge.target) == move.target:
+                        target.relate(schema, edge, other)
+                    else:
+                        split.append(f"{schema.name} {edge.source!r} -{edge.type}-> {other.name} {edge.target!r}")
+                for edge in source.edges_of(schema, keys, other, incoming=True):
+                    if mover.new.shard_for(edge.source) != move.target:
+                        split.append(f"{other.name} {edge.source!r} -{edge.type}-> {schema.name} {edge.target!r}")
+        if split:
+            raise TopologyError(
+                f"store {plan.store!r}: the target topology splits {len(split)} relationship(s) between shards "
+                f"(e.g. {split[0]}); abort this rebalance, co-locate their ends or unrelate them, and plan again"
+            )
+        return {}
 
     def _step_verify(self, record: RebalanceRecord) -> str:
         self._units(record, "verify", self._reconcile("verify"))

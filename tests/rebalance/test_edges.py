@@ -1,0 +1,126 @@
+"""Relationships follow their nodes: the embedded graph (SQLite) and Neo4j.
+
+The rule (see ``Rebalancer._copy_edges``): an edge lives on the shard of its ends, so
+when a rebalance moves both ends to one shard the edge is related again there, and
+an edge the target topology would split between two shards stops the rebalance
+before cut-over (``abort`` then leaves the store as it was).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
+from tests.rebalance.backends import Layout, Neo4j
+from tests.rebalance.helpers import config_text, load
+from toolkit import Entity, Toolkit
+from toolkit.errors import TopologyError
+
+OPTIONS = RebalanceOptions(batch_size=50, settle=0.05, retries=0)
+
+
+class Person(Entity, store="people", key="id"):
+    id: int
+    name: str
+
+
+def _configs(tmp_path: Path, layout: Layout) -> tuple[str, str]:
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    common: dict[str, Any] = {"catalog": catalog, "kind": "graph", "store": "people", "options": layout.options()}
+    return config_text(layout.shards(2), **common), config_text(layout.shards(3), **common)
+
+
+def _edges(plan: Any, count: int, *, split: bool) -> list[tuple[int, int]]:
+    """Pairs on one shard before; after, together (moved or not), or split if asked."""
+    old, new = plan.routers()
+    rng = random.Random(7)
+    pairs: list[tuple[int, int]] = []
+    while len(pairs) < count:
+        a, b = rng.sample(range(400), 2)
+        if old.shard_for(a) != old.shard_for(b):
+            continue
+        if (new.shard_for(a) != new.shard_for(b)) == split:
+            pairs.append((a, b))
+    return pairs
+
+
+def _follow(tmp_path: Path, layout: Layout) -> None:
+    layout.connect()
+    before, after = _configs(tmp_path, layout)
+    try:
+        with Toolkit(load(tmp_path, before)) as toolkit:
+            people = toolkit.repository(Person)
+            people.put_many({"id": i, "name": f"p{i}"} for i in range(400))
+            (plan,) = plan_rebalance(toolkit, load(tmp_path, after))
+            old, new = plan.routers()
+            pairs = _edges(plan, 150, split=False)
+            moving = [pair for pair in pairs if new.shard_for(pair[0]) != old.shard_for(pair[0])]
+            assert len(moving) > 20  # both ends move to the new shard
+            assert len(pairs) - len(moving) > 20  # both ends stay
+            for index, (a, b) in enumerate(pairs):
+                people.relate(a, "KNOWS", b, since=index)
+            expected: dict[int, set[tuple[int, int]]] = {}
+            for index, (a, b) in enumerate(pairs):
+                expected.setdefault(a, set()).add((b, index))
+            rebalancer = Rebalancer(toolkit, options=OPTIONS)
+            summary = rebalancer.run(rebalancer.start(plan))
+            assert summary.state == "done"
+            people.store.refresh()
+            for a in range(400):
+                found = {(person.id, rel.properties["since"]) for person, rel in people.neighbors(a, type="KNOWS")}
+                assert found == expected.get(a, set()), f"{layout.name}: neighbours of {a}"
+            direct = set(pairs)
+            hops = {}  # a -> c two edges away (and not one), among the moved nodes
+            for a, b in moving:
+                for c, _ in expected.get(b, set()):
+                    if c != a and (a, c) not in direct:
+                        hops[a] = c
+            assert hops, "no two-hop path among the moved nodes"
+            for a, c in hops.items():
+                assert (2, c) in {(distance, person.id) for distance, person in people.traverse(a, depth=2)}
+    finally:
+        layout.cleanup()
+
+
+def _refuse_split(tmp_path: Path, layout: Layout) -> None:
+    layout.connect()
+    before, after = _configs(tmp_path, layout)
+    try:
+        with Toolkit(load(tmp_path, before)) as toolkit:
+            people = toolkit.repository(Person)
+            people.put_many({"id": i, "name": f"p{i}"} for i in range(400))
+            (plan,) = plan_rebalance(toolkit, load(tmp_path, after))
+            (a, b), *_ = _edges(plan, 1, split=True)
+            people.relate(a, "KNOWS", b)
+            rebalancer = Rebalancer(toolkit, options=OPTIONS)
+            ident = rebalancer.start(plan)
+            with pytest.raises(TopologyError, match="splits 1 relationship"):
+                rebalancer.run(ident)
+            assert Rebalancer(toolkit, options=OPTIONS).abort(ident).state == "aborted"
+            people.store.refresh()
+            assert [person.id for person, _ in people.neighbors(a)] == [b]
+            assert people.count() == 400
+    finally:
+        layout.cleanup()
+
+
+def test_edges_follow_their_nodes_on_sqlite(tmp_path: Path) -> None:
+    _follow(tmp_path, Layout(tmp_path))
+
+
+def test_split_edges_stop_the_rebalance_on_sqlite(tmp_path: Path) -> None:
+    _refuse_split(tmp_path, Layout(tmp_path))
+
+
+@pytest.mark.neo4j
+def test_edges_follow_their_nodes_on_neo4j(tmp_path: Path) -> None:
+    _follow(tmp_path, Neo4j(tmp_path))
+
+
+@pytest.mark.neo4j
+def test_split_edges_stop_the_rebalance_on_neo4j(tmp_path: Path) -> None:
+    _refuse_split(tmp_path, Neo4j(tmp_path))
