@@ -93,9 +93,9 @@ def status(
     config: ConfigOption = None,
     store: Annotated[list[str] | None, typer.Option("--store", "-s", help="Only these stores.")] = None,
 ) -> None:
-    """Every store's shards: reachable or not, row counts and distribution."""
+    """Every store's shards: reachable or not, row counts, distribution and resilience guard."""
     from toolkit.facade import Toolkit
-    from toolkit.render import status_tables
+    from toolkit.render import resilience_tables, status_tables
     from toolkit.reports import store_status
 
     with _errors():
@@ -105,6 +105,9 @@ def status(
                 console.print("no stores yet: declare some in polystore.toml (`polystore init`) or use the library.")
                 return
             console.print(status_tables(statuses))
+            healths = [status_.resilience for status_ in statuses if status_.resilience is not None]
+            if healths:
+                console.print(resilience_tables(healths))
         if any(not shard.reachable for status_ in statuses for shard in status_.shards):
             raise typer.Exit(1)
 

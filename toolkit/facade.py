@@ -30,6 +30,7 @@ from toolkit.repository import Repository
 from toolkit.stores import Store
 
 if TYPE_CHECKING:
+    from toolkit.resilience import StoreHealth
     from toolkit.saga import SagaCoordinator
 
 __all__ = ["Directory", "Toolkit"]
@@ -122,6 +123,20 @@ class Toolkit:
                 found = self.__dict__.get("_sagas") or SagaCoordinator(self)
                 self.__dict__["_sagas"] = found
         return found
+
+    def health(self) -> dict[str, StoreHealth]:
+        """The resilience guard of every store this process has used: breaker state per
+        shard, bulkhead occupancy, throttle counters (see ``toolkit.resilience``).
+
+        Cheap (no I/O), so an application's health endpoint can call it on every request;
+        ``all(h.healthy for h in toolkit.health().values())`` says no circuit is open.
+        """
+        result: dict[str, StoreHealth] = {}
+        for name, store in sorted(self._stores.items()):
+            found = store.health()
+            if found is not None:
+                result[name] = found
+        return result
 
     def refresh(self) -> list[str]:
         """Pick up topology and directory changes made by other processes; returns the stores changed."""

@@ -10,8 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from toolkit.reports import Route, StoreStatus
+from toolkit.resilience import StoreHealth
 
-__all__ = ["bar", "distribution_table", "route_panel", "status_tables"]
+__all__ = ["bar", "distribution_table", "resilience_tables", "route_panel", "status_tables"]
 
 _BAR_WIDTH = 30
 
@@ -67,6 +68,42 @@ def status_tables(statuses: list[StoreStatus]) -> Group:
         table.caption = f"{status.rows:,} rows in {len(status.shards)} shards"
         parts.append(table)
     return Group(*parts)
+
+
+_BREAKER_STYLES = {"closed": "green", "open": "bold red", "half-open": "yellow"}
+
+
+def resilience_tables(healths: list[StoreHealth]) -> Group:
+    """The guard of every store, as this process sees it: a breaker per shard, then the
+    store-wide bulkhead, throttle and retry counters."""
+    breakers = Table(title="circuit breakers (this process)", title_justify="left")
+    for name in ("store", "shard", "state", "failures", "opened", "refused"):
+        breakers.add_column(name, justify="right" if name in ("failures", "opened", "refused") else "left")
+    guards = Table(title="bulkheads and throttles (this process)", title_justify="left")
+    for name in ("store", "in use", "peak", "full", "throttle", "admitted", "limited", "retries"):
+        guards.add_column(name, justify="left" if name in ("store", "throttle") else "right")
+    for health in healths:
+        for index, shard in enumerate(health.shards):
+            if shard.breaker is None:
+                cells: list[str | Text] = [Text("off"), "-", "-", "-"]
+            else:
+                stats = shard.breaker
+                label = stats.state.value + (f" {stats.retry_after:.1f}s" if stats.retry_after else "")
+                cells = [Text(label, style=_BREAKER_STYLES[stats.state.value])]
+                cells += [str(stats.failures), str(stats.opened), str(stats.rejected)]
+            breakers.add_row(health.store if index == 0 else "", shard.shard, *cells)
+        bulkhead = ["off", "-", "-"]
+        if health.bulkhead is not None:
+            b = health.bulkhead
+            bulkhead = [f"{b.in_use}/{b.limit}", str(b.peak), str(b.rejected)]
+        throttle = ["off", "-", "-"]
+        if health.throttle is not None:
+            t = health.throttle
+            throttle = [f"{t.rate:g}/s {t.algorithm}", str(t.admitted), str(t.rejected)]
+        guards.add_row(health.store, *bulkhead, *throttle, str(health.retries))
+    breakers.caption = "failures: unhealthy ones in the window; refused: calls failed fast while open"
+    guards.caption = "in use/peak/full: calls in flight, most at once, refused; limited: refused by the throttle"
+    return Group(breakers, guards)
 
 
 def route_panel(route: Route) -> Panel:

@@ -21,6 +21,7 @@ from sharding.keys import encode_key
 from sharding.keys import token as token_of
 from toolkit.errors import InvalidKeyError, ToolkitError
 from toolkit.facade import Toolkit
+from toolkit.resilience import StoreHealth
 
 __all__ = [
     "KEY_TYPES",
@@ -50,6 +51,8 @@ class StoreStatus:
     router: str
     epoch: int
     shards: list[ShardStatus]
+    resilience: StoreHealth | None = None
+    """The store's guard (breakers, bulkhead, throttle); None if resilience is disabled."""
 
     @property
     def rows(self) -> int:
@@ -81,6 +84,7 @@ def store_status(toolkit: Toolkit, names: list[str] | None = None) -> list[Store
                     )
                     for shard, info in zip(shards, infos, strict=True)
                 ],
+                resilience=store.health(),
             )
         )
     return result

@@ -199,7 +199,7 @@ class Store:
 
     def health(self) -> StoreHealth | None:
         """The guard's breakers, bulkhead and throttle right now (None: resilience disabled)."""
-        return self.guard.health() if self.guard is not None else None
+        return self.guard.health(str(shard) for shard in self.topology.shards) if self.guard is not None else None
 
     def close(self) -> None:
         with self._lock:

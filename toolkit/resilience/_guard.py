@@ -20,7 +20,7 @@ handle keeps working; such direct driver use bypasses the guard.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -58,7 +58,7 @@ class StoreHealth:
     store: str
     enabled: bool
     shards: tuple[ShardHealth, ...]
-    """Shards called at least once in this process, in first-use order."""
+    """Shards called in this process (and those asked for), in first-use order."""
     bulkhead: BulkheadStats | None
     throttle: ThrottleStats | None
     """None when the store has no rate limit."""
@@ -107,15 +107,18 @@ class StoreGuard:
         with self._lock:
             self.retries += 1
 
-    def health(self) -> StoreHealth:
-        shards = tuple(
+    def health(self, shards: Iterable[str] = ()) -> StoreHealth:
+        """The store's guard now; ``shards`` are listed even if not called yet (closed, no failures)."""
+        for name in shards:
+            self.shard(name)
+        found = tuple(
             ShardHealth(name, guard.breaker.stats() if guard.breaker is not None else None)
             for name, guard in list(self._shards.items())
         )
         return StoreHealth(
             store=self.store,
             enabled=self.policy.enabled,
-            shards=shards,
+            shards=found,
             bulkhead=self.bulkhead.stats() if self.bulkhead is not None else None,
             throttle=self.throttle.stats() if self.throttle is not None else None,
             retries=self.retries,

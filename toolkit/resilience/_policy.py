@@ -188,8 +188,9 @@ class RetryPolicy:
     The wait after failed attempt ``n`` is ``initial_backoff * multiplier ** (n - 1)``,
     capped at ``max_backoff``, then scaled by a factor drawn uniformly from
     ``[1 - jitter, 1]``, so many clients that failed together do not retry together and no
-    wait exceeds the cap. No attempt starts, and no wait is begun that would end, more
-    than ``timeout`` seconds after the first attempt started.
+    wait exceeds the cap. No wait is begun that would end more than ``timeout`` seconds
+    after the first attempt failed (so no retry starts later than that; the clock starts
+    at the first failure because reading it before every call would tax the healthy path).
 
     Only idempotent operations are retried (upserts, reads, deletes, ``update``,
     ``relate``); ``increment`` is retried only inside ``retry_safe(...)``, where the caller
@@ -209,7 +210,7 @@ class RetryPolicy:
     jitter: float = 0.5
     """Fraction of each wait that is random: 0 none, 1 anywhere in [0, wait]."""
     timeout: float | None = 5.0
-    """Seconds from the first attempt after which no further attempt starts; None: no limit."""
+    """Seconds from the first failure after which no further attempt starts; None: no limit."""
 
     def __post_init__(self) -> None:
         _at_least_one("max_attempts", self.max_attempts)

@@ -18,11 +18,14 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from toolkit.errors import RateLimited
 from toolkit.resilience._clock import Clock
 from toolkit.resilience._policy import Algorithm, ThrottlePolicy
+
+_EPSILON: Final = 1e-9
+"""Slack for float arithmetic: a token 1e-12 short, or a slot 1e-12 late, counts as there."""
 
 __all__ = [
     "FixedWindow",
@@ -67,11 +70,11 @@ class TokenBucket:
         if now > self.stamp:
             self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
             self.stamp = now
-        if self.level >= 1:
+        if self.level >= 1 - _EPSILON:
             self.level -= 1
             return True, 0.0
         delay = (1 - self.level) / self.rate
-        if delay <= patience:
+        if delay <= patience + _EPSILON:
             self.level -= 1
             return True, delay
         return False, delay
@@ -89,11 +92,13 @@ class LeakyBucket:
         self.next_free = now
 
     def reserve(self, now: float, patience: float) -> tuple[bool, float]:
-        start = max(now, self.next_free)
-        delay = start - now
+        delay = self.next_free - now
+        if delay <= _EPSILON:
+            self.next_free = max(now, self.next_free) + self.interval
+            return True, 0.0
         queued = delay / self.interval  # calls already waiting ahead of this one
-        if delay <= patience and queued < self.capacity - 1e-9:
-            self.next_free = start + self.interval
+        if delay <= patience + _EPSILON and queued < self.capacity - _EPSILON:
+            self.next_free += self.interval
             return True, delay
         return False, delay
 
@@ -122,8 +127,9 @@ class FixedWindow:
 
 class SlidingWindow:
     """The sliding window counter: the current window's count plus the previous window's,
-    weighted by the share of it still inside the last ``window`` seconds; admit while
-    that estimate stays within ``limit``."""
+    weighted by the share of it still inside the last ``window`` seconds; a call is
+    admitted while that estimate is below ``limit`` (so a steady stream gets exactly
+    ``limit`` per window, and no instant sees more than ``limit + 1``)."""
 
     __slots__ = ("current", "limit", "previous", "start", "window")
 
@@ -149,25 +155,21 @@ class SlidingWindow:
         return self.previous * overlap + self.current
 
     def reserve(self, now: float, patience: float) -> tuple[bool, float]:
-        if self.estimate(now) + 1 <= self.limit + 1e-9:
+        if self.estimate(now) < self.limit:
             self.current += 1
             return True, 0.0
         return False, self._wait(now)
 
     def _wait(self, now: float) -> float:
-        """Seconds until the estimate leaves room for one more call (no new arrivals)."""
-        end = self.start + self.window
-        room = self.limit - 1 - self.current  # what the previous window may still weigh
-        if room >= 0 and self.previous > 0:
-            # previous * (1 - (t - start) / window) <= room
+        """Seconds until the estimate drops below ``limit`` (if nothing else arrives)."""
+        room = self.limit - self.current  # what the previous window may still weigh
+        if room > 0 and self.previous > 0:
+            # previous * (1 - (t - start) / window) < room
             moment = self.start + self.window * (1 - room / self.previous)
-            return max(moment - now, 1e-6)
-        # this window is full by itself: after it ends, it is the previous one
-        room = self.limit - 1
-        if self.current > 0 and room < self.current:
-            moment = end + self.window * (1 - room / self.current)
-            return max(moment - now, 1e-6)
-        return max(end - now, 1e-6)
+        else:
+            # this window is full by itself: once it ends it is the previous window
+            moment = self.start + self.window * (2 - self.limit / max(self.current, self.limit))
+        return max(moment - now, 1e-6)
 
 
 def limiter_for(policy: ThrottlePolicy, now: float) -> Limiter | None:
