@@ -34,7 +34,7 @@ from typing import Any
 
 from examples.shop.models import Cart, Item, LedgerEntry, Order, OrderEvent, Payout, Shopper, Stock
 from toolkit import ToolkitError
-from toolkit.saga import Saga, Step, StepContext
+from toolkit.saga import RetryPolicy, Saga, Step, StepContext
 
 __all__ = ["CHECKOUT", "DECLINED", "SAGAS", "OutOfStock", "PaymentDeclined", "charge", "payload"]
 
@@ -173,17 +173,21 @@ def empty_cart(ctx: StepContext) -> None:
     ctx.delete_if_present(Cart, ctx.payload["customer"])
 
 
+FORWARD = RetryPolicy(max_attempts=10, initial_interval=0.2, max_interval=10.0)
+"""After the payment there is no way back: be patient with a backend that is down (about a
+minute of retries) before the saga stops in ``needs_attention`` for an operator."""
+
 CHECKOUT = Saga(
     "shop.checkout",
     [
         Step("order", create_order, compensation=delete_order),
         Step("stock", reserve_stock, compensation=release_stock),
         Step("payment", take_payment, pivot=True),
-        Step("confirm", confirm_order, retriable=True),
-        Step("events", record_events, retriable=True),
-        Step("payouts", record_payouts, retriable=True),
-        Step("graph", record_graph, retriable=True),
-        Step("cart", empty_cart, retriable=True),
+        Step("confirm", confirm_order, retriable=True, retry=FORWARD),
+        Step("events", record_events, retriable=True, retry=FORWARD),
+        Step("payouts", record_payouts, retriable=True, retry=FORWARD),
+        Step("graph", record_graph, retriable=True, retry=FORWARD),
+        Step("cart", empty_cart, retriable=True, retry=FORWARD),
     ],
 )
 SAGAS = [CHECKOUT]
