@@ -112,16 +112,15 @@ def _shard_bars(shards: Mapping[str, int], largest: int) -> Text:
 
 def _placements_table(placements: Sequence[Any]) -> Table:
     table = Table(title_justify="left")
-    for column in ("entity", "store", "kind", "router", "rows"):
-        table.add_column(column, justify="right" if column == "rows" else "left")
+    table.add_column("entity", no_wrap=True)
+    table.add_column("store · kind · router", no_wrap=True)
+    table.add_column("rows", justify="right")
     table.add_column("rows per shard", no_wrap=True)
     for placement in placements:
         largest = max(placement.shards.values(), default=0)
         table.add_row(
             placement.entity,
-            placement.store,
-            placement.kind,
-            placement.router,
+            Text.assemble(placement.store, "\n", (f"{placement.kind} · {placement.router}", "dim")),
             f"{placement.rows:,}",
             _shard_bars(placement.shards, largest),
         )

@@ -150,6 +150,16 @@ class Shop:
                 if other.id != customer.id:
                     self.shoppers.relate(customer.id, "FOLLOWS", other.id)
 
+        # Live state: some shoppers are logged in, some left a cart (both expire by themselves).
+        count(Session, self.sessions.put_many(Session(token=f"s{c.id}-{seed}", customer_id=c.id) for c in people[::12]))
+        count(
+            Cart,
+            self.carts.put_many(
+                Cart(customer_id=c.id, lines=[{"sku": p.sku, "qty": 1} for p in rng.sample(catalogue, 2)])
+                for c in people[10::15]
+            ),
+        )
+
         orders: list[Order] = []
         ledger: list[LedgerEntry] = []
         payouts: list[Payout] = []

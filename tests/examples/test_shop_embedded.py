@@ -6,6 +6,7 @@ The same assertions (``tests.examples.shop_checks``) run on the real servers in
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,15 @@ def test_python_m_examples_shop(tmp_path: Path) -> None:
     assert "compensated (step 2 (payment): PaymentDeclined" in done.stdout
     assert "after compensation: gone" in done.stdout
     assert (tmp_path / ".polystore" / "customers.s2.db").exists()
+
+
+def test_the_stack_config_points_at_the_stacks_servers() -> None:
+    """Every server the shop's stack config names is one stack/endpoints.toml declares."""
+    import tomllib
+
+    endpoints = (ROOT / "stack" / "endpoints.toml").read_text(encoding="utf-8")
+    declared = set(re.findall(r"127\.0\.0\.1:\d+", endpoints))
+    stack = load_config(ROOT / "examples" / "shop" / "polystore.stack.toml")
+    used = {re.search(r"127\.0\.0\.1:\d+", shard.url).group(0) for s in stack.stores.values() for shard in s.shards}  # type: ignore[union-attr]
+    assert used <= declared, used - declared
+    assert tomllib.loads(endpoints)["postgres"]["catalog"] in stack.catalog.url
