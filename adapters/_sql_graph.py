@@ -328,6 +328,18 @@ class GraphCapability(SqlHost):
         with translate_errors(self.store, self.shard, relationship.source), self.engine.begin() as connection:
             return edges.remove(connection, relationship, schema.name, target.name)
 
+    def may_have_edges(self, schema: EntitySchema) -> bool:
+        """Only if the shard's edge table exists (attached now if another adapter made it)."""
+        if self._edges is not None:
+            return True
+        with translate_errors(self.store, self.shard):
+            if not sa.inspect(self.engine).has_table(self._edge_name, schema=self.schema):
+                return False
+        with self._lock:
+            if self._edges is None:
+                self._attach_edges(EdgeTable(self._edge_name, self.schema))
+        return True
+
     def edges_of(
         self, schema: EntitySchema, keys: Sequence[Any], other: EntitySchema, *, incoming: bool = False
     ) -> list[Relationship]:

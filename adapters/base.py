@@ -450,6 +450,11 @@ class Adapter(ABC):
         self.require(Capability.GRAPH)
         raise NotImplementedError
 
+    def may_have_edges(self, schema: EntitySchema) -> bool:
+        """False when this shard certainly holds no relationship of ``schema``'s nodes,
+        so a rebalance can skip its edge pass. Default: whether the adapter has GRAPH."""
+        return Capability.GRAPH in self.capabilities
+
     def edges_of(
         self, schema: EntitySchema, keys: Sequence[Any], other: EntitySchema, *, incoming: bool = False
     ) -> list[Relationship]:

@@ -314,7 +314,7 @@ class Rebalancer:
         router, or unrelate them). Source copies go with the nodes at cleanup.
         """
         source = self._adapter(plan, move.source)
-        if Capability.GRAPH not in source.capabilities:
+        if Capability.GRAPH not in source.capabilities or not source.may_have_edges(mover.schema):
             return {}
         target = self._adapter(plan, move.target)
         schema = mover.schema
