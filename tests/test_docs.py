@@ -175,6 +175,14 @@ def test_the_configuration_reference_lists_every_field_the_parser_accepts() -> N
     )
 
 
+def test_the_configuration_reference_lists_every_url_scheme() -> None:
+    from adapters.registry import known_schemes
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"`([a-z0-9+-]+)`", text[text.index("Shard URL schemes:") :].split("\n\n")[0]))
+    assert set(known_schemes()) <= listed, sorted(set(known_schemes()) - listed)
+
+
 def test_the_configuration_reference_lists_every_adapter_option() -> None:
     read = set()
     for module in (ROOT / "adapters").glob("*.py"):
