@@ -51,13 +51,19 @@ class Bulkhead:
 
     def acquire(self) -> None:
         """Take a slot, waiting up to ``max_wait`` seconds; ``BulkheadFull`` if none frees up."""
-        with self._lock:
-            if self.in_use < self.limit:
-                self.in_use += 1
-                if self.in_use > self._peak:
-                    self._peak = self.in_use
-                return
+        lock = self._lock
+        lock.acquire()  # explicit acquire/release: cheaper than ``with`` on this hot path
+        in_use = self.in_use
+        if in_use < self.limit:
+            self.in_use = in_use + 1
+            if in_use >= self._peak:
+                self._peak = in_use + 1
+            lock.release()
+            return
+        try:
             self._wait()
+        finally:
+            lock.release()
 
     def _wait(self) -> None:
         """Called with the lock held and every slot taken."""
@@ -87,10 +93,12 @@ class Bulkhead:
             self._peak = self.in_use
 
     def release(self) -> None:
-        with self._lock:
-            self.in_use -= 1
-            if self._waiting:
-                self._freed.notify()
+        lock = self._lock
+        lock.acquire()
+        self.in_use -= 1
+        if self._waiting:
+            self._freed.notify()
+        lock.release()
 
     def stats(self) -> BulkheadStats:
         with self._lock:

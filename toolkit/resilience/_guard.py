@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from adapters.base import Adapter, Direction, Filter, Neighbor, Query, Relationship, Row, ShardInfo
 from sharding.base import KeyRange, TokenRange
 from toolkit.errors import ToolkitError
-from toolkit.resilience._breaker import BreakerStats, CircuitBreaker
+from toolkit.resilience._breaker import BreakerState, BreakerStats, CircuitBreaker
 from toolkit.resilience._bulkhead import Bulkhead, BulkheadStats
 from toolkit.resilience._clock import SYSTEM_CLOCK, Clock, Random, system_random
 from toolkit.resilience._policy import ResiliencePolicy
@@ -41,6 +41,7 @@ __all__ = ["GuardedAdapter", "ShardGuard", "ShardHealth", "StoreGuard", "StoreHe
 
 T = TypeVar("T")
 _END: Final = object()
+_CLOSED: Final = BreakerState.CLOSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +143,46 @@ class ShardGuard:
         self._retry = policy.retry if policy.retry.max_attempts > 1 else None
 
     def call(self, fn: Callable[..., T], idempotent: bool, /, *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` under the guard; retried if idempotent (or marked safe)."""
-        try:
-            return self.once(fn, *args, **kwargs)
-        except ToolkitError as exc:
-            if self._retry is None or not is_retryable(exc) or not (idempotent or _SAFE.get() is not None):
+        """``fn(*args, **kwargs)`` under the guard; retried if idempotent (or marked safe).
+
+        The first attempt is ``once`` written out in place: this is the hot path of every
+        adapter call, and a closed breaker costs one attribute read here.
+        """
+        breaker = self.breaker
+        probe = False
+        if breaker is not None and breaker.state is not _CLOSED:
+            probe = breaker.before()
+        bulkhead = self._bulkhead
+        if self._throttle is not None or bulkhead is not None:
+            try:
+                if self._throttle is not None:
+                    self._throttle.acquire()
+                if bulkhead is not None:
+                    bulkhead.acquire()
+            except BaseException:
+                if breaker is not None:
+                    breaker.cancel(probe)
                 raise
-            return self._again(exc, fn, args, kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except ToolkitError as exc:
+            if breaker is not None:
+                breaker.failure(probe, exc)
+            error = exc
+        except BaseException:
+            if breaker is not None:
+                breaker.cancel(probe)
+            raise
+        else:
+            if breaker is not None and (probe or breaker.counts_calls):
+                breaker.success(probe)
+            return result
+        finally:
+            if bulkhead is not None:
+                bulkhead.release()
+        if self._retry is None or not is_retryable(error) or not (idempotent or _SAFE.get() is not None):
+            raise error
+        return self._again(error, fn, args, kwargs)
 
     def once(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """One attempt: breaker, throttle, bulkhead, then ``fn``; no retry."""
