@@ -53,6 +53,16 @@ Layout, and why:
   and may still interleave with an update there. No TTL: MongoDB's TTL
   monitor runs once a minute, too coarse for the contract's expiry through ``get``. No
   transactions: FerretDB has none.
+* ``put_many`` is ``bulk_write`` of ``ReplaceOne(upsert)``; on FerretDB in batches of at
+  most ``bulk_batch`` (option; default 8 there, unbounded on MongoDB). FerretDB 1.24 over
+  SQLite keeps the SQLite cursor of every *matched* replacement of one ``update`` command
+  open until the command ends, and its pool has 100 connections per database: a command
+  replacing more than 100 existing documents waits forever for a 101st connection and
+  holds the other 100, so every later read of that database hangs, and the next
+  ``drop``/``create`` takes the server's catalog lock and wedges the whole server (only a
+  restart cures it). Small batches keep each command far below the pool, with room for
+  concurrent writers (the pool is shared by every client of the database); the server's
+  time per row dwarfs the extra round trips.
 * Every pymongo/bson exception is translated into ``toolkit.errors`` (``DRIVER_ERRORS``).
 """
 
@@ -111,6 +121,10 @@ _MAX_TOKEN: Final = 2**63 - 1
 _LOCKS: Final = "_ps_locks"
 _LOCK_LEASE: Final = 30.0
 """Seconds after which a row lock left by a crashed writer may be taken over."""
+_FERRETDB_BULK_BATCH: Final = 8
+"""Replacements per ``bulk_write`` on FerretDB (see the module docstring: more than 100
+matched replacements in one command, summed over concurrent commands on one database,
+deadlock FerretDB 1.24's SQLite pool)."""
 _NOTHING: Final[Doc] = {"_id": {"$in": []}}
 """A filter no document matches (an impossible condition such as ``lt None``)."""
 
@@ -557,6 +571,8 @@ class DocumentAdapter(Adapter):
         self._entities: dict[str, _Entity] = {}
         self._lock = threading.Lock()
         self._row_locks: bool | None = _row_lock_option(self.options.get("row_locks", "auto"))
+        self._bulk_batch: int | None = _bulk_batch_option(self.options.get("bulk_batch", "auto"))
+        self._ferretdb: bool | None = None
         self._lock_timeout = float(self.options.get("lock_timeout", 10))
         # Threads of this process queue here instead of spinning on the lock document.
         self._stripes = tuple(threading.Lock() for _ in range(64))
@@ -659,23 +675,36 @@ class DocumentAdapter(Adapter):
         unique = {schema.key_of(row): entity.document(row) for row in rows}
         requests = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in unique.values()]
         with _translated(self.store, self.shard):
-            try:
-                entity.collection.bulk_write(requests, ordered=False)
-            except mongo_errors.BulkWriteError as exc:
-                if {error.get("code") for error in exc.details.get("writeErrors", [])} != {11000}:
-                    raise
-                entity.collection.bulk_write(requests, ordered=False)  # upsert races: idempotent retry
-            except KeyError as exc:
-                # pymongo reads fields of the server's reply that FerretDB omits when a
-                # concurrent bulk write fails ("nModified"): the outcome is unknown, and
-                # the whole batch is idempotent upserts, so retrying is safe.
-                raise StoreError(
-                    f"incomplete bulk write reply from the server (missing {exc.args[0]!r}); retry the batch",
-                    store=self.store,
-                    shard=self.shard,
-                    retryable=True,
-                ) from exc
+            size = self._bulk_batch_size() or len(requests)
+            for start in range(0, len(requests), size):
+                self._bulk_write(entity, requests[start : start + size])
         return len(unique)
+
+    def _bulk_write(self, entity: _Entity, requests: list[ReplaceOne[Doc]]) -> None:
+        """One unordered ``bulk_write`` of upserts, retried once after an upsert race."""
+        try:
+            entity.collection.bulk_write(requests, ordered=False)
+        except mongo_errors.BulkWriteError as exc:
+            if {error.get("code") for error in exc.details.get("writeErrors", [])} != {11000}:
+                raise
+            entity.collection.bulk_write(requests, ordered=False)  # upsert races: idempotent retry
+        except KeyError as exc:
+            # pymongo reads fields of the server's reply that FerretDB omits when a
+            # concurrent bulk write fails ("nModified"): the outcome is unknown, and
+            # the whole batch is idempotent upserts, so retrying is safe.
+            raise StoreError(
+                f"incomplete bulk write reply from the server (missing {exc.args[0]!r}); retry the batch",
+                store=self.store,
+                shard=self.shard,
+                retryable=True,
+            ) from exc
+
+    def _bulk_batch_size(self) -> int | None:
+        """Requests per ``bulk_write``: the option, else a small batch on FerretDB, else
+        None (unbounded: pymongo splits at the server's own limit)."""
+        if self._bulk_batch is None and self._is_ferretdb():
+            return _FERRETDB_BULK_BATCH
+        return self._bulk_batch
 
     def get(self, schema: EntitySchema, key: Any) -> Row | None:
         entity = self._entity(schema)
@@ -876,9 +905,15 @@ class DocumentAdapter(Adapter):
         ``_id`` makes it a mutex across processes) around every increment and update.
         """
         if self._row_locks is None:
-            with _translated(self.store, self.shard):
-                self._row_locks = "ferretdbVersion" in self.client.admin.command("buildInfo")
+            self._row_locks = self._is_ferretdb()
         return self._row_locks
+
+    def _is_ferretdb(self) -> bool:
+        """Whether the server is FerretDB (asked once: ``buildInfo`` names its version)."""
+        if self._ferretdb is None:
+            with _translated(self.store, self.shard):
+                self._ferretdb = "ferretdbVersion" in self.client.admin.command("buildInfo")
+        return self._ferretdb
 
     @contextlib.contextmanager
     def _row_lock(self, entity: _Entity, ident: Any, key: Any) -> Iterator[None]:
@@ -1038,6 +1073,15 @@ def _tuple_compare(paths: Sequence[str], values: Sequence[Any], *, greater: bool
 
 def _unique_ids(entity: _Entity, keys: Sequence[Any]) -> list[Any]:
     return [entity.key_id(key) for key in dict.fromkeys(keys)]
+
+
+def _bulk_batch_option(value: Any) -> int | None:
+    """``bulk_batch``: a positive int, or "auto" (None: small on FerretDB, else unbounded)."""
+    if value in ("auto", None):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ConfigError(f"option bulk_batch must be a positive integer or 'auto', not {value!r}")
 
 
 def _row_lock_option(value: Any) -> bool | None:

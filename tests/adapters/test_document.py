@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import operator
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -35,7 +36,7 @@ from adapters.document import (
 )
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
-from tests.contract.backends.mongo import mongo_urls
+from tests.contract.backends.mongo import _with_database, mongo_urls
 from tests.servers import require
 from toolkit import Entity
 from toolkit.errors import (
@@ -130,6 +131,9 @@ def test_replica_set_urls_and_bad_configuration() -> None:
         DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s0", options={"namespace": "bad-name"})
     with pytest.raises(ConfigError):
         DocumentAdapter("mongodb://127.0.0.1:notaport/x", store="docs", shard="s0")
+    for bad in (0, -3, True, "8", 2.5):
+        with pytest.raises(ConfigError, match="bulk_batch"):
+            DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s0", options={"bulk_batch": bad})
 
 
 # -- encodings (no server) ----------------------------------------------------------------
@@ -421,4 +425,62 @@ def test_arbitrary_json_round_trips_through_the_server(info: dict[str, Any], nam
         assert [row["id"] for row in adapter.find(DOC, Query(filters=(Filter("name", "eq", name),)))] == [name]
     finally:
         adapter.drop(DOC)
+        adapter.close()
+
+
+@pytest.mark.mongo
+def test_put_many_replaces_more_rows_than_ferretdbs_pool_without_wedging_it() -> None:
+    """Regression (issue 4): one ``bulk_write`` replacing more than 100 existing documents
+    deadlocked FerretDB 1.24 (each matched replacement holds one of its 100 SQLite
+    connections until the command ends), and the next drop wedged the whole server.
+
+    Runs in a database of its own with a socket timeout, so a regression fails here in
+    seconds and leaves the stack's shard databases usable; the database is dropped only
+    if the server still answers (a drop on the deadlocked database would wedge every
+    database: then restart it, `stack/stack down mongo && stack/stack up mongo`).
+    """
+    base = mongo_urls()[0]
+
+    def probe() -> None:
+        client: Any = pymongo.MongoClient(base, serverSelectionTimeoutMS=3000)
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+
+    require("mongo", probe)
+    url = _with_database(base, f"ps_bulk_{uuid.uuid4().hex[:10]}")
+    adapter = DocumentAdapter(url, store="docs", shard="s0", options={"namespace": "b_", "timeout": 20})
+    answering = False
+    try:
+        adapter.ensure(DOC, with_token=True)
+        rows = [_row(DOC, id=f"k{index:04d}", rank=index) for index in range(250)]
+        assert adapter.put_many(DOC, rows) == 250  # inserts: FerretDB closes those cursors
+        changed = [{**row, "name": "again"} for row in rows]
+        assert adapter.put_many(DOC, changed) == 250  # replacements: the case that deadlocked
+
+        errors: list[BaseException] = []
+
+        def writer(offset: int) -> None:  # concurrent batches share the server's pool
+            try:
+                adapter.put_many(DOC, [{**row, "rank": offset} for row in changed[offset * 80 : offset * 80 + 80]])
+            except BaseException as exc:  # reported below, with the others
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(offset,)) for offset in range(3)]  # 80 rows each
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert adapter.count(DOC) == 250
+        got = adapter.get(DOC, "k0249")
+        assert got is not None
+        assert (got["name"], got["rank"]) == ("again", 249)
+        ranks = {row["id"]: row["rank"] for row in adapter.get_many(DOC, ["k0000", "k0100", "k0239"])}
+        assert ranks == {"k0000": 0, "k0100": 1, "k0239": 2}
+        answering = True
+    finally:
+        if answering:
+            adapter.client.drop_database(adapter.database.name)
         adapter.close()
