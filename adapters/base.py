@@ -42,6 +42,7 @@ __all__ = [
     "Operator",
     "Order",
     "Query",
+    "RangeChecksum",
     "Relationship",
     "Row",
     "ShardInfo",
@@ -230,6 +231,21 @@ class ShardInfo:
     server: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RangeChecksum:
+    """A span's row count and an order-independent 64-bit checksum of its rows, computed
+    by the backend itself (see ``Adapter.range_checksum``).
+
+    Two checksums say anything only when their ``method`` is equal: the same expression
+    over the same table layout. Equal counts and sums then mean equal rows (but for a
+    2**-64 chance); anything else means "compare row by row", never "different".
+    """
+
+    method: str
+    rows: int
+    checksum: int
+
+
 class Adapter(ABC):
     """One shard of one store, on one backend. Thread-safe: the repository fans out.
 
@@ -389,6 +405,43 @@ class Adapter(ABC):
             if instant > now:
                 written += self.put_ttl(schema, group, instant - now)
         return written + len(gone)
+
+    # -- whole spans on the server --------------------------------------------------
+    # Shortcuts a rebalance takes when the backend offers them: the defaults say "not
+    # here" (None), and the caller falls back to the row-by-row path through the core.
+
+    def range_checksum(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        now: float | None = None,
+    ) -> RangeChecksum | None:
+        """Count and checksum of the live rows in a token or shard-key range, computed
+        where the rows are (no row crosses the network); None if this adapter cannot.
+
+        Covers every stored field (not the token, not the expiry); rows live at ``now``
+        (epoch seconds, default: the current time; pass the same to both sides of a
+        comparison). What a rebalance's verify compares first.
+        """
+        return None
+
+    def delete_range(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 1000,
+    ) -> int | None:
+        """Delete every row (expired or not) in a token or shard-key range without
+        reading them back, in statements of at most ``batch_size`` rows; how many went,
+        or None (nothing deleted) if this adapter cannot do it for ``schema``.
+
+        What a rebalance's cleanup uses once nobody routes the range here any more.
+        """
+        return None
 
     # -- capabilities ----------------------------------------------------------------
     # Each raises UnsupportedCapability unless the adapter declares the capability and

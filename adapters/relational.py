@@ -41,7 +41,8 @@ capabilities raise ``UnsupportedCapability`` there):
 
 Layout: this module holds the tables, the hot path and the queries; ``_sql_core`` the
 compiled statements and error translation; ``_sql_capabilities`` TTL, increment, update
-and partitions; ``_sql_graph`` and ``_sql_json`` the graph and JSON SQL.
+and partitions; ``_sql_graph`` and ``_sql_json`` the graph and JSON SQL; ``_sql_ranges``
+the whole-range checksum and delete a rebalance verifies and cleans up with.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from adapters._sql_capabilities import RowCapabilities
 from adapters._sql_core import DRIVER_ERRORS, EXPIRES_FIELD, NOW, Compiled, TableSet, translate_errors
 from adapters._sql_graph import EdgeTable, GraphCapability
 from adapters._sql_json import json_filter
+from adapters._sql_ranges import RangeCapabilities
 from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
@@ -157,7 +159,7 @@ def _column_type(spec: FieldSpec, *, keyish: bool) -> sa.types.TypeEngine[Any]:
     return types[spec.type]
 
 
-class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
+class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Adapter):
     """One shard in one SQL database. See the module docstring."""
 
     capabilities: ClassVar[Capability] = (
@@ -433,7 +435,7 @@ class RelationalAdapter(RowCapabilities, GraphCapability, Adapter):
                 self._upsert(connection, tables, list(unique.values()))
             return len(unique)
         try:
-            params = [fast.params(row) for row in rows]
+            params = fast.many(rows)
         except KeyError as exc:
             raise QueryError(f"row for {tables.table.name} lacks field {exc.args[0]!r}") from None
         # Executed in order, so the last write of a key within one batch wins, as with puts.

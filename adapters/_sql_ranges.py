@@ -1,0 +1,152 @@
+"""Whole token/key ranges on the SQL server: a checksum and a delete that read no rows back.
+
+A mixin of ``RelationalAdapter`` (see ``Adapter.range_checksum``/``delete_range`` for the
+contract). They exist for the rebalance: its verify compares a moving span on two
+shards, and its cleanup deletes the span from the old owner. Done row by row through
+Python, both cost more than the copy itself; done here they cost one aggregate and a few
+``DELETE`` statements.
+
+* ``range_checksum``: ``count(*)`` and the sum (mod 2**64) of a 64-bit hash of every
+  live row's stored fields. PostgreSQL hashes the row's text (``md5(ROW(...)::text)``,
+  first 16 hex digits); SQLite, which has no hash function, hashes the stored values in
+  a small aggregate registered on the connection (the database runs in this process, so
+  that is still "where the rows are"). The ``method`` names the dialect and the table
+  layout, so only two shards with the same expression over the same columns compare;
+  the caller treats any difference, including a different method, as "compare row by
+  row", so a representation that differs for equal rows (another session time zone,
+  JSON written with another key order) costs time, never correctness.
+* ``delete_range``: ``DELETE ... WHERE key IN (SELECT key ... range ... LIMIT n)`` until
+  fewer than n go, so a long range never holds one huge transaction. Refused (None) on
+  a shard with an edge table, where deleting a node must delete its edges too (the row
+  path does that), and on dialects other than SQLite and PostgreSQL.
+
+Private: import ``adapters.relational``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import typing
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from adapters._sql_core import SqlHost, TableSet, translate_errors
+from adapters.base import TOKEN_FIELD, RangeChecksum
+from sharding.base import KeyRange, TokenRange
+from sharding.keys import MAX_TOKEN
+from toolkit.errors import QueryError
+from toolkit.model import EntitySchema
+
+__all__ = ["RangeCapabilities"]
+
+_SQLITE_AGGREGATE: Final = "ps_range_checksum"
+_MODULUS: Final = 2**64
+
+
+class _SqliteChecksum:
+    """The SQLite aggregate: sum (mod 2**64) of a blake2b-64 of each row's stored values."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def step(self, *values: Any) -> None:
+        digest = hashlib.blake2b(repr(values).encode(), digest_size=8).digest()
+        self.total += int.from_bytes(digest, "big")
+
+    def finalize(self) -> str:
+        return f"{self.total % _MODULUS:016x}"  # text: SQLite integers are signed 64-bit
+
+
+class RangeCapabilities(SqlHost):
+    """``range_checksum`` and ``delete_range`` for SQLite and PostgreSQL."""
+
+    def _range_bounds(
+        self, schema: EntitySchema, tables: TableSet, tokens: TokenRange | None, keys: KeyRange | None
+    ) -> list[sa.ColumnElement[bool]]:
+        """The WHERE clauses of a token or shard-key range (as ``scan`` reads it)."""
+        table = tables.table
+        bounds: list[sa.ColumnElement[bool]] = []
+        if tokens is not None:
+            if not tables.with_token:
+                raise QueryError(f"{schema.name}: a token range needs a hash-routed store")
+            token = table.c[TOKEN_FIELD]
+            bounds.append(token >= tokens.start)
+            if tokens.end <= MAX_TOKEN:  # a range may end at 2**63: no upper bound then
+                bounds.append(token < tokens.end)
+        if keys is not None:
+            columns = tables.shard_columns
+            shard = sa.tuple_(*columns) if len(columns) > 1 else columns[0]
+            if keys.lower is not None:
+                bounds.append(shard >= keys.lower)
+            if keys.upper is not None:
+                bounds.append(shard < keys.upper)
+        return bounds
+
+    def _layout(self, schema: EntitySchema, tables: TableSet) -> str:
+        """Dialect, hash and column types: what must match for two checksums to compare."""
+        dialect = self.engine.dialect
+        columns = ",".join(
+            f"{name}:{tables.table.c[name].type.compile(dialect=dialect)}" for name in schema.field_names
+        )
+        return f"{self.dialect}/v1/{hashlib.sha1(columns.encode()).hexdigest()[:12]}"
+
+    def range_checksum(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        now: float | None = None,
+    ) -> RangeChecksum | None:
+        if self.dialect not in ("sqlite", "postgresql"):
+            return None
+        tables = self._tableset(schema)
+        where = [tables.live(time.time() if now is None else now), *self._range_bounds(schema, tables, tokens, keys)]
+        columns = [tables.table.c[name] for name in schema.field_names]
+        digest: sa.ColumnElement[Any]
+        if self.dialect == "sqlite":
+            digest = getattr(sa.func, _SQLITE_AGGREGATE)(*columns, type_=sa.String())
+        else:
+            quote = self.engine.dialect.identifier_preparer.quote
+            row_text = f"ROW({', '.join(quote(column.name) for column in columns)})::text"
+            row_hash = f"('x' || substr(md5({row_text}), 1, 16))::bit(64)::bigint"
+            digest = sa.literal_column(f"coalesce(sum(({row_hash})::numeric), 0)::text", sa.String())
+        stmt = sa.select(sa.func.count(), digest).select_from(tables.table).where(*where)
+        with translate_errors(self.store, self.shard), self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                driver = typing.cast(Any, connection.connection.driver_connection)
+                driver.create_aggregate(_SQLITE_AGGREGATE, -1, _SqliteChecksum)
+            count, total = connection.execute(stmt).one()
+        # SQLite's aggregate answers in hex; PostgreSQL the (signed) bigints' exact sum.
+        checksum = int(total or "0", 16 if self.dialect == "sqlite" else 10) % _MODULUS
+        return RangeChecksum(self._layout(schema, tables), int(count), checksum)
+
+    def delete_range(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 1000,
+    ) -> int | None:
+        if self.dialect not in ("sqlite", "postgresql"):
+            return None
+        if batch_size < 1:
+            raise QueryError(f"batch_size must be positive, not {batch_size}")
+        if typing.cast(Any, self).may_have_edges(schema):  # GraphCapability: nodes take their edges along
+            return None
+        tables = self._tableset(schema)
+        bounds = self._range_bounds(schema, tables, tokens, keys)
+        key_columns = tables.key_columns
+        chosen = sa.select(*key_columns).where(*bounds).limit(batch_size)
+        target = sa.tuple_(*key_columns) if len(key_columns) > 1 else key_columns[0]
+        stmt = tables.table.delete().where(target.in_(chosen))
+        deleted = 0
+        while True:  # one short transaction per batch: writers of other keys are not held up
+            with translate_errors(self.store, self.shard), self.engine.begin() as connection:
+                count = connection.execute(stmt).rowcount
+            deleted += count
+            if count < batch_size:
+                return deleted
