@@ -133,3 +133,23 @@ def test_check_then_act_backends_refuse_to_guess_after_a_crash(logged_backend: B
     with pytest.raises(AmbiguousEffect):
         _inc(tallies, log, marker, 1, "undo")
     assert tallies.get("t").n == 10
+
+
+def test_exactly_once_increments_go_through_the_shards_guard(exact_backend: Backend) -> None:
+    """The exactly-once paths use the engine or client directly; the breaker must still see them."""
+    from toolkit.errors import CircuitOpen, StoreUnavailable
+    from toolkit.resilience import GuardedAdapter
+
+    tallies, log = _setup(exact_backend)
+    adapter = tallies._owner("t")
+    assert isinstance(adapter, GuardedAdapter)
+    breaker = adapter.guard.breaker
+    assert breaker is not None
+    for _ in range(breaker.policy.failures):
+        breaker.failure(False, StoreUnavailable("down", store="items", shard=adapter.shard))
+    marker = f"saga-{uuid.uuid4()}:0"
+    with pytest.raises(CircuitOpen):
+        _inc(tallies, log, marker, 1, "do")
+    breaker.reset()
+    assert _inc(tallies, log, marker, 1, "do") == 11
+    assert tallies.get("t").n == 11

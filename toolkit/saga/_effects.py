@@ -36,13 +36,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
 from adapters.base import Adapter
 from toolkit.errors import NotFoundError, QueryError, StoreError
 from toolkit.repository import Repository
+from toolkit.resilience import GuardedAdapter
 from toolkit.saga._errors import AmbiguousEffect
 from toolkit.saga._log import SagaLog
 
@@ -52,6 +54,8 @@ MARKER_TTL = 30 * 24 * 3600
 """Seconds a Redis marker is kept (a saga older than this is not replayed)."""
 
 APPLIED, UNDONE, INTENT = "applied", "undone", "intent"
+
+T = TypeVar("T")
 
 Mode = Literal["do", "undo"]
 
@@ -94,10 +98,24 @@ def increment_once(
     adapter = repository._owner(key, shard_key)
     strategy = _strategy(adapter)
     if strategy == "redis":
-        return _redis(adapter, repository, key, field, spec.type, amount, marker, mode)
+        return _guarded(adapter, _redis, adapter, repository, key, field, spec.type, amount, marker, mode)
     if strategy == "sql":
-        return _sql(adapter, repository, key, field, spec.type, amount, marker, mode)
+        return _guarded(adapter, _sql, adapter, repository, key, field, spec.type, amount, marker, mode)
+    # Check-then-act: the increment itself goes through the guard as a non-idempotent call.
     return _via_log(repository, key, field, amount, marker, mode, log, shard_key)
+
+
+def _guarded(adapter: Adapter, fn: Callable[..., T], /, *args: Any) -> T:
+    """``fn(*args)`` through the shard's resilience guard, retried like an idempotent call.
+
+    The exactly-once strategies talk to the adapter's engine or client directly, which
+    would bypass the guard (breaker, bulkhead, throttle); the marker written with the
+    increment is what makes a retry safe, so the guard may retry them (the "step key"
+    case of the resilience guard's rule for non-idempotent operations).
+    """
+    if isinstance(adapter, GuardedAdapter):
+        return adapter.guard.call(fn, True, *args)
+    return fn(*args)
 
 
 # -- SQLite / PostgreSQL: the marker row in the counter's own transaction ---------------
