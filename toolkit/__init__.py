@@ -18,14 +18,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import (
+    BulkheadFull,
     CatalogError,
+    CircuitOpen,
     ConfigError,
+    CrossShardError,
     DriverMissingError,
     DuplicateKeyError,
     EntityError,
     InvalidKeyError,
     NotFoundError,
     QueryError,
+    RateLimited,
     RoutingError,
     StoreError,
     StoreTimeout,
@@ -65,9 +69,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BulkheadFull",
     "CatalogError",
+    "CircuitOpen",
     "Config",
     "ConfigError",
+    "CrossShardError",
     "Directory",
     "DriverMissingError",
     "DuplicateKeyError",
@@ -78,6 +85,7 @@ __all__ = [
     "InvalidKeyError",
     "NotFoundError",
     "QueryError",
+    "RateLimited",
     "Repository",
     "RoutingError",
     "StoreError",
