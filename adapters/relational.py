@@ -218,14 +218,20 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Ada
             if name in self._tables:
                 return
             table = self._define_table(schema, name, with_token=with_token)
-            with translate_errors(self.store, self.shard):
-                if self.schema is not None:
-                    with self.engine.begin() as connection:
-                        connection.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
-                self._metadata.create_all(self.engine, tables=[table], checkfirst=True)
-                self._add_expires_column(table)
-                if self._edges is None and sa.inspect(self.engine).has_table(self._edge_name, schema=self.schema):
-                    self._attach_edges(EdgeTable(self._edge_name, self.schema))
+            try:
+                with translate_errors(self.store, self.shard):
+                    if self.schema is not None:
+                        with self.engine.begin() as connection:
+                            connection.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
+                    self._metadata.create_all(self.engine, tables=[table], checkfirst=True)
+                    self._add_expires_column(table)
+                    if self._edges is None and sa.inspect(self.engine).has_table(self._edge_name, schema=self.schema):
+                        self._attach_edges(EdgeTable(self._edge_name, self.schema))
+            except BaseException:
+                # Forget the definition, so that the next call (a retry once the server is
+                # back) defines the table afresh instead of finding it already in the metadata.
+                self._metadata.remove(table)
+                raise
             self._tables[name] = self._statements(schema, table, with_token=with_token)
 
     def _define_table(self, schema: EntitySchema, name: str, *, with_token: bool) -> sa.Table:

@@ -445,3 +445,21 @@ def test_rows_missing_a_field_are_query_errors(adapter: RelationalAdapter) -> No
             call()
     with pytest.raises(QueryError, match="lacks field 'name'"):
         adapter.put_ttl(NODE, [{"id": 1}], 5)
+
+
+def test_ensure_against_an_unreachable_server_can_be_retried() -> None:
+    """A failed ensure must not leave its table in the metadata: the retry would find it
+    "already defined" (an SQLAlchemy error) instead of reporting the server as down."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://nobody:x@127.0.0.1:{port}/none"
+    adapter = RelationalAdapter(url, store="items", shard="s0", options={"connect_timeout": 1})
+    try:
+        for _ in range(2):
+            with pytest.raises(StoreUnavailable, match="items/s0"):
+                adapter.ensure(schema_of(Doc), with_token=True)
+    finally:
+        adapter.close()
