@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from adapters.base import Adapter, Capability
+from adapters.base import Adapter, Capability, RangeChecksum
 from adapters.registry import adapter_class, scheme_of
-from sharding.base import DirectoryKeys, ShardId
+from sharding.base import DirectoryKeys, KeyRange, ShardId, TokenRange
 from sharding.keys import decode_key, encode_key, key_from_json
 from sharding.rebalance._journal import Journal, RebalanceRecord, UnitRecord
 from sharding.rebalance._plan import Plan, PlannedMove, span_text
@@ -113,6 +113,8 @@ class Rebalancer:
         self.progress: Progress = progress or quiet
         self._adapters: dict[tuple[str, str, str], Adapter] = {}
         self._lock = threading.Lock()
+        self._dual_since: dict[str, float] = {}
+        """Rebalance id -> a monotonic instant by which ``dual`` was published (or later)."""
 
     # -- public ---------------------------------------------------------------------
     def start(self, plan: Plan) -> str:
@@ -280,13 +282,25 @@ class Rebalancer:
         for shard in plan.target_shards:  # tables on the new owners before anyone dual-writes to them
             self._adapter(plan, shard)
         self.journal.activate(plan.store, record.id, "dual", plan.from_epoch + 1)
+        self._dual_since[record.id] = time.monotonic()
         return "dual"
 
     def _step_dual(self, record: RebalanceRecord) -> str:
-        self._settle()  # every process now writes moving keys to both owners
+        """The copy starts at once; the ``settle`` that lets every process see ``dual``
+        runs alongside it and is only awaited before the first compare (``_step_verify``,
+        or the fence's own settle): see the package docstring, step 2."""
+        self._dual_since.setdefault(record.id, time.monotonic())  # resumed: published before now
         return "copy"
 
+    def _await_dual(self, record: RebalanceRecord) -> None:
+        """Block until ``settle`` has passed since ``dual`` was published."""
+        since = self._dual_since.setdefault(record.id, time.monotonic())
+        remaining = since + self.options.settle - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+
     def _step_copy(self, record: RebalanceRecord) -> str:
+        self._dual_since.setdefault(record.id, time.monotonic())  # resumed here: published before now
         batch = self.options.batch_size
 
         def copy(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
@@ -338,6 +352,7 @@ class Rebalancer:
         return {}
 
     def _step_verify(self, record: RebalanceRecord) -> str:
+        self._await_dual(record)  # every write still routed without dual has completed
         self._units(record, "verify", self._reconcile("verify"))
         return "fence"
 
@@ -442,6 +457,11 @@ class Rebalancer:
         def reconcile(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
             source = self._adapter(plan, move.source)
             target = self._adapter(plan, move.target)
+            agreed = self._checksums_agree(mover, source, target)
+            if agreed is not None:  # equal on the servers: nothing to read, nothing to repair
+                self.progress(ProgressEvent("rows", step, rows=agreed.rows, move=move.index))
+                tag = agreed.method.split("/", 1)[0]
+                return {"repaired": 0, "rows": agreed.rows, "checksum": f"{agreed.checksum:016x}/{tag}"}
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
                 # both sides are read at once: on a server each waits on its own I/O
                 theirs = pool.submit(self._fingerprints, mover, target, batch, None)
@@ -456,6 +476,29 @@ class Rebalancer:
             return {"repaired": repaired, "rows": len(wanted), "checksum": f"{checksum:016x}"}
 
         return reconcile
+
+    @staticmethod
+    def _checksums_agree(mover: Mover, source: Adapter, target: Adapter) -> RangeChecksum | None:
+        """The source's checksum of the unit's span if the target's is the same (both
+        computed by the servers, by the same method, over rows live at the same instant);
+        None if either side cannot compute one, or they differ: compare row by row then.
+
+        Only for spans whose range is exactly the moving rows (token and key ranges), the
+        same rows the row-by-row compare would read.
+        """
+        span = mover.span
+        if not mover.exact or not isinstance(span, TokenRange | KeyRange):
+            return None
+        tokens = span if isinstance(span, TokenRange) else None
+        keys = span if isinstance(span, KeyRange) else None
+        now = time.time()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+            theirs = pool.submit(target.range_checksum, mover.schema, tokens=tokens, keys=keys, now=now)
+            ours = source.range_checksum(mover.schema, tokens=tokens, keys=keys, now=now)
+            found = theirs.result()
+        if ours is None or found is None or ours != found:
+            return None
+        return ours
 
     def _fingerprints(
         self, mover: Mover, adapter: Adapter, batch: int, report: tuple[str, int] | None
@@ -491,6 +534,16 @@ class Rebalancer:
 
         def delete(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
             adapter = self._adapter(plan, move.source if side == "source" else move.target)
+            span = mover.span
+            if mover.exact and isinstance(span, TokenRange | KeyRange):
+                # Nobody routes this span here any more (see the docstring): every row in it
+                # is a stale copy, so the whole span goes without reading it back.
+                token_range = span if isinstance(span, TokenRange) else None
+                key_range = span if isinstance(span, KeyRange) else None
+                gone = adapter.delete_range(mover.schema, tokens=token_range, keys=key_range, batch_size=batch)
+                if gone is not None:
+                    self.progress(ProgressEvent("rows", "cleanup", rows=gone, move=move.index))
+                    return {"deleted": gone}
             deleted = 0
             while True:  # rescan until empty: deleting while paging may skip rows
                 keys = [mover.schema.key_of(row) for rows in mover.rows(adapter, batch) for row in rows]

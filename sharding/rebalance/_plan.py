@@ -382,8 +382,14 @@ def _plan_store(toolkit: Toolkit, target: StoreConfig, entities: Sequence[Entity
         for shard, url in topology.shards.items()
     }
     try:
-        _check_covered(name, adapters, schemas)
-        rows = {shard: sum(_count(adapter, schema) for schema in schemas) for shard, adapter in adapters.items()}
+        counted = _check_covered(name, adapters, schemas)
+        rows = {  # describe() has counted every table already: count only what it did not name
+            shard: sum(
+                counted[shard][schema.name] if schema.name in counted[shard] else _count(adapter, schema)
+                for schema in schemas
+            )
+            for shard, adapter in adapters.items()
+        }
         planned = []
         for index, move in enumerate(moves):
             estimated, share = _estimate(move, current, schemas, adapters, rows)
@@ -419,16 +425,21 @@ def _plan_store(toolkit: Toolkit, target: StoreConfig, entities: Sequence[Entity
     )
 
 
-def _check_covered(store: str, adapters: Mapping[str, Adapter], schemas: Sequence[EntitySchema]) -> None:
+def _check_covered(
+    store: str, adapters: Mapping[str, Adapter], schemas: Sequence[EntitySchema]
+) -> dict[str, Mapping[str, int]]:
     """Refuse when a shard holds rows of an entity the journal has no schema for: those
-    rows would stay behind on a shard that no longer owns them (or is removed).
+    rows would stay behind on a shard that no longer owns them (or is removed). Returns
+    each shard's row counts per table (``describe``), which the estimates reuse.
 
     Entities are recorded by ``Store.ensure``; a store written before that existed, or
     by a process that never opened it through a Toolkit, needs ``entities=`` here (or
     one run of the application first)."""
     known = [schema.name for schema in schemas]
+    counted: dict[str, Mapping[str, int]] = {}
     for shard, adapter in adapters.items():
         info = adapter.describe()
+        counted[shard] = info.tables
         if not info.reachable:
             raise _refuse(store, f"shards.{shard}", f"does not answer: {info.error}")
         strays = sorted(
@@ -444,6 +455,7 @@ def _check_covered(store: str, adapters: Mapping[str, Adapter], schemas: Sequenc
                 f"(recorded: {', '.join(known) or 'none'}); open the store once with the application "
                 "so its entities are recorded, then plan again",
             )
+    return counted
 
 
 def _store_options(toolkit: Toolkit, store: str) -> Mapping[str, Any]:
