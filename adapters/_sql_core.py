@@ -94,6 +94,13 @@ class Compiled:
             return converted
         return {name: values[name] if proc is None else proc(values[name]) for name, proc in self.binds}
 
+    def many(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """``params`` of every row, for ``executemany``: one C-level ``map`` when the
+        statement is positional, has several binds and converts none (SQLite's upserts)."""
+        if self.positional and self.getter is not None and len(self.binds) > 1 and not self.converters:
+            return list(map(self.getter, rows))
+        return [self.params(row) for row in rows]
+
     def row(self, raw: Sequence[Any], description: Sequence[Any]) -> Row:
         results = self.results
         if results is None:

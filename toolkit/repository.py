@@ -27,8 +27,6 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import decimal
-import enum
-import operator
 import re
 import time
 import uuid
@@ -39,7 +37,7 @@ from typing import Any, Generic, TypeVar
 
 from adapters.base import OPERATORS, TOKEN_FIELD, Adapter, Direction, Filter, Order, Query, Relationship, Row, sort_key
 from sharding.base import KeyConstraint, ShardId
-from sharding.keys import token as token_of
+from toolkit._rows import row_builder
 from toolkit.errors import InvalidKeyError, QueryError, StoreUnavailable
 from toolkit.model import Entity, EntitySchema, schema_of
 from toolkit.stores import Store
@@ -109,14 +107,6 @@ def parse_order(order_by: str | Sequence[str | Order] | None) -> tuple[Order, ..
     return tuple(result)
 
 
-def _is_enum(annotation: Any) -> bool:
-    """Whether a field may hold an Enum (stored as its value)."""
-    import typing
-
-    candidates = typing.get_args(annotation) or (annotation,)
-    return any(isinstance(c, type) and issubclass(c, enum.Enum) for c in candidates)
-
-
 class Repository(Generic[E]):
     """Typed access to one entity's rows across all shards of its store."""
 
@@ -125,15 +115,7 @@ class Repository(Generic[E]):
         self.schema = schema_of(entity)
         self.store = store
         self._executor = executor
-        self._scalar_fields = tuple(spec.name for spec in self.schema.fields if spec.type != "json")
-        self._scalar_values = operator.attrgetter(*self._scalar_fields) if self._scalar_fields else None
-        self._enum_fields = tuple(
-            name
-            for name, info in entity.model_fields.items()
-            if name in self._scalar_fields and _is_enum(info.annotation)
-        )
-        self._json_fields = {spec.name for spec in self.schema.fields if spec.type == "json"}
-        self._single_shard_key = self.schema.shard_key[0] if len(self.schema.shard_key) == 1 else None
+        self._row_of = row_builder(entity, self.schema)
         self._key_types = tuple(self.schema.field(name).type for name in self.schema.key)
         self._shard_key_is_key = self.schema.shard_key == self.schema.key
 
@@ -142,24 +124,15 @@ class Repository(Generic[E]):
 
     # -- conversion ------------------------------------------------------------------
     def _to_row(self, entity: E | Mapping[str, Any]) -> tuple[E, Row]:
+        """The validated entity and its stored row (fields and token; see ``toolkit._rows``)."""
         if not isinstance(entity, self.entity):
             entity = self.entity.parse(entity)
-        row: Row
-        if self._scalar_values is None:
-            row = {}
-        elif len(self._scalar_fields) == 1:
-            row = {self._scalar_fields[0]: self._scalar_values(entity)}
-        else:
-            row = dict(zip(self._scalar_fields, self._scalar_values(entity), strict=True))
-        for name in self._enum_fields:
-            value = row[name]
-            if isinstance(value, enum.Enum):
-                row[name] = value.value
-        if self._json_fields:
-            row.update(entity.model_dump(mode="json", include=self._json_fields))
-        shard_key = row[self._single_shard_key] if self._single_shard_key else self.schema.shard_key_of(row)
-        row[TOKEN_FIELD] = token_of(shard_key)
-        return entity, row
+        return entity, self._row_of(entity)
+
+    def _rows(self, entities: Iterable[E | Mapping[str, Any]]) -> list[Row]:
+        """``_to_row`` over a batch, in one loop: every entity validated before any I/O."""
+        cls, parse, row_of = self.entity, self.entity.parse, self._row_of
+        return [row_of(entity if isinstance(entity, cls) else parse(entity)) for entity in entities]
 
     def _from_row(self, row: Row) -> E:
         row.pop(TOKEN_FIELD, None)
@@ -325,8 +298,10 @@ class Repository(Generic[E]):
                     by_shard[shard].append(row)
             self._track(moving)
             return self._put_by_shard(by_shard, ttl)
-        rows = [self._to_row(entity)[1] for entity in entities]  # validate everything first
+        rows = self._rows(entities)  # validate everything first
         by_tokens = getattr(router, "shards_for_tokens", None) if router.kind == "hash" else None
+        if by_tokens is not None and len(router.shards) == 1:  # every token's owner: nothing to route
+            return self._put_by_shard({router.shards[0]: rows} if rows else {}, ttl)
         if by_tokens is not None:  # the tokens are already computed: route them in one batch
             owners = by_tokens([row[TOKEN_FIELD] for row in rows])
         else:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sharding import decode_key, encode_key, token
-from sharding.keys import key_from_json, key_to_json
+from sharding.keys import key_from_json, key_to_json, token_of_bytes
 from tests.sharding.strategies import keys
 from toolkit.errors import InvalidKeyError
 
@@ -80,6 +80,12 @@ def test_typed_keys_get_independent_tokens() -> None:
     assert len({encode_key(key) for key in variants}) == len(variants)
     assert len({token(key) for key in variants}) == len(variants)
     assert token(0) != token(False)
+
+
+@given(st.integers() | st.sampled_from([0, -1, 2**63 - 1, -(2**63), 10**19, -(10**19), 10**20, -(10**20)]))
+def test_int_tokens_hash_the_encoded_key(key: int) -> None:
+    """``token`` builds int keys' bytes itself (the write hot path): the very same bytes."""
+    assert token(key) == token_of_bytes(encode_key(key))
 
 
 def test_encoding_and_tokens_are_stable() -> None:
