@@ -185,6 +185,8 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Ada
         self._edges: EdgeTable | None = None
         """Set once an edge table exists: deletes then remove the node's edges too."""
         self._detach: Compiled | None = None
+        # psycopg: a lone statement runs in autocommit (see ``_raw``).
+        self._single_autocommit = self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg"
 
     def _create_engine(self) -> Engine:
         url, self.schema = _sqlalchemy_url(self.url)
@@ -371,17 +373,28 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Ada
 
     # -- the hot path ----------------------------------------------------------------
     @contextlib.contextmanager
-    def _raw(self, key: Any = None, *, write: bool = False) -> Iterator[Any]:
-        """A pooled DBAPI cursor; commits a write, and maps driver errors like SQLAlchemy does."""
+    def _raw(self, key: Any = None, *, write: bool = False, single: bool = False) -> Iterator[Any]:
+        """A pooled DBAPI cursor; commits a write, and maps driver errors like SQLAlchemy does.
+
+        ``single``: the caller runs exactly one statement. On PostgreSQL that statement
+        then runs in autocommit (it is atomic on its own): one round trip instead of
+        three (psycopg's BEGIN, the statement, then COMMIT, or for a read the ROLLBACK
+        of the pool's reset-on-return). The connection leaves autocommit before it goes
+        back to the pool, or is discarded if that fails, so every other user of the pool
+        (``engine.begin()``, batches, multi-statement writes) keeps its transactions.
+        """
         dialect = self.engine.dialect
         dbapi_error = dialect.loaded_dbapi.Error
+        autocommit = single and self._single_autocommit
         with translate_errors(self.store, self.shard, key):
             raw = self.engine.raw_connection()
             cursor = None
             try:
+                if autocommit:
+                    raw.dbapi_connection.autocommit = True  # type: ignore[union-attr]
                 cursor = raw.cursor()
                 yield cursor
-                if write:
+                if write and not autocommit:
                     raw.commit()
             except dbapi_error as exc:
                 disconnected = dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
@@ -397,6 +410,11 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Ada
                 if cursor is not None:
                     with contextlib.suppress(dbapi_error):
                         cursor.close()
+                if autocommit and raw.dbapi_connection is not None:
+                    try:
+                        raw.dbapi_connection.autocommit = False
+                    except dbapi_error as exc:  # never pool a connection left in autocommit
+                        raw.invalidate(exc)
                 raw.close()
 
     # -- rows ------------------------------------------------------------------------
@@ -427,7 +445,7 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Ada
             values = fast.params(row)  # straight from the row: no intermediate dict
         except KeyError as exc:
             raise QueryError(f"row for {tables.table.name} lacks field {exc.args[0]!r}") from None
-        with self._raw(schema.key_of(row), write=True) as cursor:
+        with self._raw(schema.key_of(row), write=True, single=True) as cursor:
             cursor.execute(fast.sql, values)
 
     def put_many(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
@@ -463,7 +481,7 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Ada
     def get(self, schema: EntitySchema, key: Any) -> Row | None:
         tables = self._tableset(schema)
         fast = tables.fast_get
-        with self._raw(key) as cursor:
+        with self._raw(key, single=True) as cursor:
             cursor.execute(fast.sql, fast.params(self._key_params(tables, key)))
             found = cursor.fetchone()
             return fast.row(found, cursor.description) if found is not None else None

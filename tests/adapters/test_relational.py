@@ -463,3 +463,25 @@ def test_ensure_against_an_unreachable_server_can_be_retried() -> None:
                 adapter.ensure(schema_of(Doc), with_token=True)
     finally:
         adapter.close()
+
+
+def test_single_statements_leave_pooled_connections_transactional(adapter: RelationalAdapter) -> None:
+    """On PostgreSQL a lone get/put runs in autocommit (one round trip); the pooled
+    connection must come back in transactional mode, also after a failed statement, or
+    a later ``engine.begin()`` on it would commit statement by statement."""
+    for index in range(6):  # pool_size=2: every pooled connection serves several of them
+        adapter.put(NODE, _row(NODE, id=index, name=f"n{index}"))
+        found = adapter.get(NODE, index)
+        assert found is not None
+        assert found["name"] == f"n{index}"
+    with pytest.raises(StoreError):
+        adapter.put(NODE, _row(NODE, id=99, name=None))  # NOT NULL violation, raised by the server
+    with adapter.engine.connect() as first, adapter.engine.connect() as second:
+        for connection in (first, second):
+            if adapter.dialect == "postgresql":
+                assert connection.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+            with connection.begin() as transaction:
+                connection.execute(adapter._tableset(NODE).table.delete())
+                transaction.rollback()
+    assert sorted(row["id"] for row in adapter.find(NODE, Query())) == list(range(6))
+    assert adapter.get(NODE, 99) is None
