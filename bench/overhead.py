@@ -56,8 +56,15 @@ BUILDERS: dict[str, Callable[[Context, Suite], None]] = {
 SLICES = 10
 """Single operations are timed in this many slices per round, each a back-to-back pair."""
 BATCH_ROUNDS = 3
-"""``put_many`` is one pair per round, so it runs this many times ``--repeat`` rounds: a
-median of three pairs is too easily moved by one burst of a shared machine."""
+"""``put_many`` is one pair per round, so it runs at least this many times ``--repeat``
+rounds: a median of three pairs is too easily moved by one burst of a shared machine."""
+BATCH_BUDGET = 3.0
+"""Seconds of ``put_many`` pairs per backend: a fast backend (one SQLite batch takes a
+few ms) keeps adding pairs until this is spent, up to ``BATCH_MAX_ROUNDS`` times
+``--repeat``, since nine pairs of so short a batch are still at the mercy of the noise
+of a shared machine (measured: single pairs scatter from 0.5x to 1.8x); a slow one stops
+at the minimum."""
+BATCH_MAX_ROUNDS = 30
 SINGLE_TARGET = 1.2
 """Single operations: polystore's time at most this multiple of the driver's."""
 BATCH_TARGET = 0.9
@@ -88,7 +95,8 @@ def measure(
     """(best seconds, paired ratio) per operation and contender.
 
     Contenders take turns in small slices (``SLICES`` per round for single operations,
-    the whole batch for ``put_many``, which gets ``BATCH_ROUNDS`` times as many rounds),
+    the whole batch for ``put_many``, which gets ``BATCH_ROUNDS`` times as many rounds,
+    and more within ``BATCH_BUDGET``),
     in an order that flips every slice, so the noise of a shared machine lands on both
     sides of each pair alike. The seconds are the sum over slices of each slice's best
     round; the ratio is the median, over all pairs measured back to back, of polystore's
@@ -104,10 +112,15 @@ def measure(
         slices: dict[str, list[float]] = {name: [float("inf")] * len(bounds) for name, _ in runners}
         pairs: dict[str, list[float]] = {name: [] for name, _ in runners if name != POLYSTORE}
         flip = False
-        rounds = repeat * BATCH_ROUNDS if operation == "put_many" else repeat
-        for round_number in range(rounds):
-            if round_number % (rounds // repeat) == 0:
+        batch = operation == "put_many"
+        rounds = repeat * BATCH_ROUNDS if batch else repeat
+        ceiling = repeat * BATCH_MAX_ROUNDS if batch else repeat
+        deadline = time.perf_counter() + BATCH_BUDGET
+        round_number = 0
+        while round_number < rounds or (round_number < ceiling and time.perf_counter() < deadline):
+            if round_number < rounds and round_number % (rounds // repeat) == 0:
                 advance(f"{suite.backend} {operation} (round {round_number + 1}/{rounds})")
+            round_number += 1
             for index, (lo, hi) in enumerate(bounds):
                 sample: dict[str, float] = {}
                 for name, op in reversed(runners) if flip else runners:
