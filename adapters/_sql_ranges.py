@@ -1,10 +1,12 @@
-"""Whole token/key ranges on the SQL server: a checksum and a delete that read no rows back.
+"""Whole token/key ranges on the SQL server: a checksum and a delete that read no rows back,
+and a copy that moves rows as stored.
 
 A mixin of ``RelationalAdapter`` (see ``Adapter.range_checksum``/``delete_range`` for the
 contract). They exist for the rebalance: its verify compares a moving span on two
 shards, and its cleanup deletes the span from the old owner. Done row by row through
 Python, both cost more than the copy itself; done here they cost one aggregate and a few
-``DELETE`` statements.
+``DELETE`` statements. The copy itself spends most of its time decoding and encoding
+values it only passes on; between two SQLite shards it does not have to.
 
 * ``range_checksum``: ``count(*)`` and the sum (mod 2**64) of a 64-bit hash of every
   live row's stored fields. PostgreSQL hashes the row's text (``md5(ROW(...)::text)``,
@@ -15,6 +17,14 @@ Python, both cost more than the copy itself; done here they cost one aggregate a
   the caller treats any difference, including a different method, as "compare row by
   row", so a representation that differs for equal rows (another session time zone,
   JSON written with another key order) costs time, never correctness.
+* ``stored_layout``/``scan_stored``/``put_stored`` (SQLite only): a range copied as
+  the database stores it. Values come back untouched (the JSON text, the 0/1 of a
+  boolean, a datetime's ISO text) and are bound again unchanged into the same upsert
+  with expiry, in the order that statement binds them, so a row costs neither a decode
+  nor an encode; only the token is recomputed, from the decoded shard key. The layout
+  names the columns and their types in that order: two shards agree only if a stored
+  value means the same thing on both. (PostgreSQL's driver decodes JSON on the way
+  out, so there the row path is the copy.)
 * ``delete_range``: ``DELETE ... WHERE key IN (SELECT key ... range ... LIMIT n)`` until
   fewer than n go, so a long range never holds one huge transaction. Refused (None) on
   a shard with an edge table, where deleting a node must delete its edges too (the row
@@ -28,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import time
 import typing
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -35,7 +46,7 @@ import sqlalchemy as sa
 from adapters._sql_core import SqlHost, TableSet, translate_errors
 from adapters.base import TOKEN_FIELD, RangeChecksum
 from sharding.base import KeyRange, TokenRange
-from sharding.keys import MAX_TOKEN
+from sharding.keys import MAX_TOKEN, token
 from toolkit.errors import QueryError
 from toolkit.model import EntitySchema
 
@@ -150,3 +161,98 @@ class RangeCapabilities(SqlHost):
             deleted += count
             if count < batch_size:
                 return deleted
+
+    # -- stored-form copy (SQLite) ---------------------------------------------------
+    def _stored_columns(self, tables: TableSet) -> list[str]:
+        """The columns in the order the upsert with expiry binds them."""
+        fast = tables.fast_upsert_ttl
+        if fast is None:
+            raise self._unsupported("a stored-form copy")
+        return [name for name, _ in fast.binds]
+
+    def stored_layout(self, schema: EntitySchema) -> str | None:
+        if self.dialect != "sqlite":
+            return None
+        tables = self._tableset(schema)
+        if tables.fast_upsert_ttl is None:
+            return None
+        dialect = self.engine.dialect
+        columns = ",".join(
+            f"{name}:{tables.table.c[name].type.compile(dialect=dialect)}" for name in self._stored_columns(tables)
+        )
+        return f"sqlite/stored/v1/{hashlib.sha1(columns.encode()).hexdigest()[:12]}"
+
+    def scan_stored(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        if self.stored_layout(schema) is None:
+            raise self._unsupported("a stored-form copy")
+        if batch_size < 1:
+            raise QueryError(f"batch_size must be positive, not {batch_size}")
+        tables = self._tableset(schema)
+        table = tables.table
+        raw = sa.types.NullType()  # no result processor: values as SQLite holds them
+        selected = [sa.type_coerce(table.c[name], raw).label(name) for name in self._stored_columns(tables)]
+        order = list(tables.key_columns)
+        if tokens is not None:
+            order = [table.c[TOKEN_FIELD], *order]
+        where = self._range_bounds(schema, tables, tokens, keys)
+        positions = [self._stored_columns(tables).index(column.name) for column in order]
+        last: tuple[Any, ...] | None = None
+        while True:
+            stmt = sa.select(*selected).where(tables.live(time.time()), *where)
+            if last is not None:  # keyset pagination on the stored values themselves
+                after = [sa.literal(value, raw) for value in last]
+                stmt = stmt.where(sa.tuple_(*(sa.type_coerce(c, raw) for c in order)) > sa.tuple_(*after))
+            stmt = stmt.order_by(*order).limit(batch_size)
+            with translate_errors(self.store, self.shard), self.engine.connect() as connection:
+                result = connection.execute(stmt)
+                batch: list[tuple[Any, ...]] = list(result.cursor.fetchall())  # the driver's tuples, no Row objects
+                result.close()
+            if not batch:
+                return
+            yield batch
+            if len(batch) < batch_size:
+                return
+            last = tuple(batch[-1][position] for position in positions)
+
+    def put_stored(self, schema: EntitySchema, rows: Sequence[tuple[Any, ...]]) -> int:
+        if self.stored_layout(schema) is None:
+            raise self._unsupported("a stored-form copy")
+        if not rows:
+            return 0
+        tables = self._tableset(schema)
+        fast = tables.fast_upsert_ttl
+        assert fast is not None  # stored_layout checked it
+        names = self._stored_columns(tables)
+        if tables.with_token:  # recomputed from the decoded shard key, as every write does
+            rows = self._with_tokens(schema, tables, names, rows)
+        # A row that expired on the way is written as it is: invisible, like any expired row.
+        with self._raw(write=True) as cursor:
+            cursor.executemany(fast.sql, rows)
+        return len(rows)
+
+    def _with_tokens(
+        self, schema: EntitySchema, tables: TableSet, names: list[str], rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """``rows`` with the token column recomputed from each row's shard key."""
+        at = names.index(TOKEN_FIELD)
+        dialect = self.engine.dialect
+        decoders = [
+            (names.index(name), tables.table.c[name].type.dialect_impl(dialect).result_processor(dialect, None))
+            for name in schema.shard_key
+        ]
+        if len(decoders) == 1:
+            ((index, decode),) = decoders
+            if decode is None:  # int and str keys: the stored value is the key
+                return [(*row[:at], token(row[index]), *row[at + 1 :]) for row in rows]
+            return [(*row[:at], token(decode(row[index])), *row[at + 1 :]) for row in rows]
+        return [
+            (*row[:at], token(tuple(row[i] if d is None else d(row[i]) for i, d in decoders)), *row[at + 1 :])
+            for row in rows
+        ]

@@ -443,6 +443,34 @@ class Adapter(ABC):
         """
         return None
 
+    def stored_layout(self, schema: EntitySchema) -> str | None:
+        """A name for how this adapter stores ``schema``'s rows, or None (the default) if
+        it has no stored-form copy. Two adapters with the same name can move rows between
+        them with ``scan_stored``/``put_stored``: as stored, without decoding a value
+        into Python and encoding it again (what a rebalance copies with when it can)."""
+        return None
+
+    def scan_stored(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """``scan_expiring``'s live rows in their stored form (opaque tuples, expiry
+        included), for ``put_stored`` on an adapter with the same ``stored_layout``."""
+        raise UnsupportedCapability(
+            f"{type(self).__name__} has no stored-form copy", store=self.store, shard=self.shard
+        )
+
+    def put_stored(self, schema: EntitySchema, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Upsert rows read by ``scan_stored`` on an adapter of the same ``stored_layout``,
+        keeping their expiry; the token is recomputed from the shard key, never copied."""
+        raise UnsupportedCapability(
+            f"{type(self).__name__} has no stored-form copy", store=self.store, shard=self.shard
+        )
+
     # -- capabilities ----------------------------------------------------------------
     # Each raises UnsupportedCapability unless the adapter declares the capability and
     # overrides the method. Semantics are fixed here so every backend agrees.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from adapters.base import Adapter, Capability, RangeChecksum
 from adapters.registry import adapter_class, scheme_of
-from sharding.base import DirectoryKeys, KeyRange, ShardId, TokenRange
+from sharding.base import DirectoryKeys, ShardId
 from sharding.keys import decode_key, encode_key, key_from_json
 from sharding.rebalance._journal import Journal, RebalanceRecord, UnitRecord
 from sharding.rebalance._plan import Plan, PlannedMove, span_text
@@ -307,6 +307,16 @@ class Rebalancer:
             source = self._adapter(plan, move.source)
             target = self._adapter(plan, move.target)
             copied = 0
+            bounds = mover.range_bounds()
+            layout = source.stored_layout(mover.schema) if bounds is not None else None
+            if bounds is not None and layout is not None and layout == target.stored_layout(mover.schema):
+                # Both store the rows alike: move them as stored, nothing decoded or re-encoded.
+                tokens, keys = bounds
+                for stored in source.scan_stored(mover.schema, tokens=tokens, keys=keys, batch_size=batch):
+                    target.put_stored(mover.schema, stored)
+                    copied += len(stored)
+                    self.progress(ProgressEvent("rows", "copy", rows=len(stored), move=move.index))
+                return {"copied": copied}
             for rows in mover.rows(source, batch, expiring=True):
                 target.put_expiring(mover.schema, mover.prepare(rows))
                 copied += len(rows)
@@ -486,11 +496,10 @@ class Rebalancer:
         Only for spans whose range is exactly the moving rows (token and key ranges), the
         same rows the row-by-row compare would read.
         """
-        span = mover.span
-        if not mover.exact or not isinstance(span, TokenRange | KeyRange):
+        bounds = mover.range_bounds()
+        if bounds is None:
             return None
-        tokens = span if isinstance(span, TokenRange) else None
-        keys = span if isinstance(span, KeyRange) else None
+        tokens, keys = bounds
         now = time.time()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
             theirs = pool.submit(target.range_checksum, mover.schema, tokens=tokens, keys=keys, now=now)
@@ -534,13 +543,11 @@ class Rebalancer:
 
         def delete(plan: Plan, move: PlannedMove, mover: Mover) -> dict[str, Any]:
             adapter = self._adapter(plan, move.source if side == "source" else move.target)
-            span = mover.span
-            if mover.exact and isinstance(span, TokenRange | KeyRange):
+            bounds = mover.range_bounds()
+            if bounds is not None:
                 # Nobody routes this span here any more (see the docstring): every row in it
                 # is a stale copy, so the whole span goes without reading it back.
-                token_range = span if isinstance(span, TokenRange) else None
-                key_range = span if isinstance(span, KeyRange) else None
-                gone = adapter.delete_range(mover.schema, tokens=token_range, keys=key_range, batch_size=batch)
+                gone = adapter.delete_range(mover.schema, tokens=bounds[0], keys=bounds[1], batch_size=batch)
                 if gone is not None:
                     self.progress(ProgressEvent("rows", "cleanup", rows=gone, move=move.index))
                     return {"deleted": gone}

@@ -85,6 +85,19 @@ class Mover:
     exact: bool
     """The span's scan returns only rows that move (no per-row ownership check)."""
 
+    def range_bounds(self) -> tuple[TokenRange | None, KeyRange | None] | None:
+        """``(tokens, keys)`` for the adapters' whole-range operations (checksum, stored
+        copy, delete) when the span is a range holding exactly the moving rows; None
+        otherwise (directory keys, or a span whose rows need the per-row check)."""
+        span = self.span
+        if not self.exact:
+            return None
+        if isinstance(span, TokenRange):
+            return span, None
+        if isinstance(span, KeyRange):
+            return None, span
+        return None
+
     def moves(self, row: Row) -> bool:
         shard_key = self.schema.shard_key_of(row)
         return self.old.shard_for(shard_key) == self.source and self.new.shard_for(shard_key) == self.target

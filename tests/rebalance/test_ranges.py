@@ -1,0 +1,281 @@
+"""The whole-range shortcuts a rebalance takes on SQL shards, and that verify still repairs.
+
+Adapter level (SQLite and the stack's PostgreSQL): ``range_checksum`` agrees on equal
+rows and disagrees on a corrupted, missing or extra row; ``delete_range`` deletes the
+span and nothing else; the SQLite stored-form copy round-trips every field type, the
+expiry, and recomputes the token. Rebalance level: rows corrupted, deleted and added on
+the destination between the copy and the verify are found and repaired, and a clean run
+verifies every unit by server checksums.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.base import EXPIRES_FIELD, TOKEN_FIELD, Relationship
+from adapters.relational import RelationalAdapter
+from sharding.base import KeyRange, TokenRange
+from sharding.keys import token
+from sharding.rebalance import ProgressEvent, RebalanceOptions, Rebalancer, plan_rebalance
+from tests.rebalance.backends import Layout, Postgres
+from tests.rebalance.helpers import Item, compare, config_text, item, load, reference_of
+from toolkit import Entity, Toolkit
+from toolkit.model import EntitySchema, schema_of
+
+
+class Wide(Entity, store="wide", key=("owner", "at"), shard_key="owner"):
+    """Every scalar type the relational adapter stores, nullable fields and JSON."""
+
+    owner: str
+    at: dt.datetime
+    flag: bool
+    count: int
+    ratio: float
+    price: decimal.Decimal
+    day: dt.date
+    ident: uuid.UUID
+    blob: bytes
+    note: str | None = None
+    data: dict[str, Any] = {}
+
+
+WIDE = schema_of(Wide)
+ITEM = schema_of(Item)
+START = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def wide(i: int) -> dict[str, Any]:
+    return {
+        "owner": f"o{i % 40:02d}",
+        "at": START + dt.timedelta(seconds=i, microseconds=i),
+        "flag": i % 3 == 0,
+        "count": i * 7 - 300,
+        "ratio": i / 7,
+        "price": decimal.Decimal(f"{i}.25"),
+        "day": dt.date(2024, 1, 1) + dt.timedelta(days=i % 300),
+        "ident": uuid.UUID(int=i * 7919),
+        "blob": bytes([i % 256, 0, 255]),
+        "note": None if i % 4 else f"note {i}",
+        "data": {"z": i, "a": [1, "x", None], "nested": {"k": i % 5}},
+        TOKEN_FIELD: token(f"o{i % 40:02d}"),
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def layout(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Layout]:
+    chosen = Layout(tmp_path) if request.param == "sqlite" else Postgres(tmp_path)
+    chosen.connect()
+    try:
+        yield chosen
+    finally:
+        chosen.cleanup()
+
+
+def _pair(layout: Layout, schema: EntitySchema) -> tuple[RelationalAdapter, RelationalAdapter]:
+    first, second = (
+        RelationalAdapter(layout.url(name), store="ranges", shard=name, options={"namespace": layout.prefix})
+        for name in ("a", "b")
+    )
+    for adapter in (first, second):
+        adapter.ensure(schema, with_token=True)
+    return first, second
+
+
+def test_range_checksums_agree_on_equal_rows_and_catch_every_difference(layout: Layout) -> None:
+    source, target = _pair(layout, WIDE)
+    try:
+        rows = [wide(i) for i in range(400)]
+        source.put_many(WIDE, [dict(row) for row in rows])
+        target.put_many(WIDE, [dict(row) for row in reversed(rows)])  # written in another order
+        span = KeyRange("o10", "o30")
+        now = time.time()
+        ours = source.range_checksum(WIDE, keys=span, now=now)
+        assert ours is not None
+        assert ours.rows == sum(1 for row in rows if "o10" <= row["owner"] < "o30")
+        assert ours == target.range_checksum(WIDE, keys=span, now=now)
+        whole = TokenRange(-(2**63), 2**63)
+        assert source.range_checksum(WIDE, tokens=whole, now=now) == target.range_checksum(WIDE, tokens=whole, now=now)
+
+        inside = next(row for row in rows if "o10" <= row["owner"] < "o30")
+        changes: list[tuple[str, Any]] = [
+            ("ratio", inside["ratio"] + 1e-12),  # the last bits of a float
+            ("note", "" if inside["note"] is None else None),  # null is not the empty string
+            ("data", {**inside["data"], "z": -1}),
+            ("flag", not inside["flag"]),
+            ("blob", inside["blob"] + b"\x00"),
+        ]
+        for field, value in changes:
+            target.put(WIDE, {**inside, field: value})
+            assert target.range_checksum(WIDE, keys=span, now=now) != ours, field
+            target.put(WIDE, dict(inside))
+            assert target.range_checksum(WIDE, keys=span, now=now) == ours, field
+        target.delete(WIDE, (inside["owner"], inside["at"]))
+        missing = target.range_checksum(WIDE, keys=span, now=now)
+        assert missing is not None
+        assert missing.rows == ours.rows - 1
+        target.put(WIDE, dict(inside))
+        target.put(WIDE, {**inside, "at": START - dt.timedelta(days=1)})  # an extra row in the span
+        assert target.range_checksum(WIDE, keys=span, now=now) != ours
+        # A row outside the span changes nothing.
+        outside = next(row for row in rows if row["owner"] >= "o30")
+        source.put(WIDE, {**outside, "count": 0})
+        assert source.range_checksum(WIDE, keys=span, now=now) == ours
+    finally:
+        source.close()
+        target.close()
+
+
+def test_delete_range_deletes_the_span_and_nothing_else(layout: Layout) -> None:
+    source, other = _pair(layout, ITEM)
+    try:
+        rows = [{**item(i), TOKEN_FIELD: token(i)} for i in range(1000)]
+        source.put_many(ITEM, [dict(row) for row in rows])
+        source.put_ttl(ITEM, [{**item(5000), TOKEN_FIELD: token(5000)}], 0.05)  # expires, then still in the span
+        time.sleep(0.1)
+        span = TokenRange(-(2**62), 2**62)
+        inside = {row["id"] for row in rows if span.start <= row[TOKEN_FIELD] < span.end}
+        expired_inside = span.start <= token(5000) < span.end
+        assert source.delete_range(ITEM, tokens=span, batch_size=70) == len(inside) + expired_inside
+        left = {row["id"] for batch in source.scan(ITEM) for row in batch}
+        assert left == {row["id"] for row in rows} - inside
+        assert source.delete_range(ITEM, keys=KeyRange(100, 200), batch_size=1000) == len(set(range(100, 200)) & left)
+        rest = len(left - set(range(100, 200))) + (not expired_inside)  # the expired row, if it was outside
+        assert source.delete_range(ITEM, keys=KeyRange(None, None)) == rest
+        assert source.count(ITEM) == 0
+    finally:
+        source.close()
+        other.close()
+
+
+def test_delete_range_declines_a_shard_with_relationships(tmp_path: Path) -> None:
+    adapter = RelationalAdapter(f"sqlite:///{tmp_path / 'g.db'}", store="ranges", shard="g")
+    try:
+        adapter.ensure(ITEM, with_token=True)
+        adapter.put_many(ITEM, [{**item(i), TOKEN_FIELD: token(i)} for i in range(2)])
+        assert adapter.delete_range(ITEM, keys=KeyRange(None, None)) == 2
+        adapter.put_many(ITEM, [{**item(i), TOKEN_FIELD: token(i)} for i in range(2)])
+        adapter.relate(ITEM, Relationship("next", 0, 1), ITEM)
+        assert adapter.delete_range(ITEM, keys=KeyRange(None, None)) is None  # rows and edges: the row path
+        assert adapter.count(ITEM) == 2
+    finally:
+        adapter.close()
+
+
+def test_the_stored_copy_round_trips_every_type_and_recomputes_the_token(tmp_path: Path) -> None:
+    source, target = _pair(Layout(tmp_path), WIDE)
+    try:
+        rows = [wide(i) for i in range(300)]
+        source.put_many(WIDE, [{**row, TOKEN_FIELD: 12345} for row in rows])  # a wrong token on the source
+        timed = {**wide(1000), "owner": "o15"}
+        source.put_ttl(WIDE, [dict(timed)], 600)
+        layout = source.stored_layout(WIDE)
+        assert layout is not None
+        assert layout == target.stored_layout(WIDE)
+        copied = 0
+        for stored in source.scan_stored(WIDE, keys=KeyRange("o10", "o20"), batch_size=17):
+            copied += target.put_stored(WIDE, stored)
+        wanted = {(row["owner"], row["at"]): row for row in [*rows, timed] if "o10" <= row["owner"] < "o20"}
+        assert copied == len(wanted)
+        found = [row for batch in target.scan_expiring(WIDE) for row in batch]
+        assert len(found) == len(wanted)
+        for row in found:
+            expected = wanted[(row["owner"], row["at"])]
+            assert row[TOKEN_FIELD] == token(row["owner"])
+            assert {k: v for k, v in row.items() if k not in (TOKEN_FIELD, EXPIRES_FIELD)} == {
+                k: v for k, v in expected.items() if k != TOKEN_FIELD
+            }
+            if row["at"] == timed["at"]:
+                assert 590 < row[EXPIRES_FIELD] - time.time() <= 600  # the rest of its time to live
+            else:
+                assert row[EXPIRES_FIELD] is None
+    finally:
+        source.close()
+        target.close()
+
+
+def test_postgres_has_no_stored_copy(tmp_path: Path) -> None:
+    layout = Postgres(tmp_path)
+    layout.connect()
+    source, target = _pair(layout, ITEM)
+    try:
+        assert source.stored_layout(ITEM) is None  # its driver decodes JSON: the row path copies
+    finally:
+        source.close()
+        target.close()
+        layout.cleanup()
+
+
+def _rebalance_with_damage(layout: Layout, tmp_path: Path, damage: bool) -> tuple[Any, list[str]]:
+    """A range store grows from 2 to 3 shards (keys 300..800 move to s2); with ``damage``,
+    between the copy and the verify one copied row is corrupted, one deleted and one added
+    on s2, as a bug or an operator could. Returns the summary and the comparison."""
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    before = 'ranges = [{shard = "s0", upto = 500}, {shard = "s1"}]'
+    after = 'ranges = [{shard = "s0", upto = 300}, {shard = "s2", upto = 800}, {shard = "s1"}]'
+    rows = [item(i) for i in range(0, 1000, 2)]  # even keys: an odd one is an extra row
+    options = layout.options()
+    with Toolkit(load(tmp_path, config_text(layout.shards(2), router="range", router_options=before,
+                                            catalog=catalog, options=options))) as toolkit:  # fmt: skip
+        toolkit.repository(Item).put_many(rows)
+        target = load(
+            tmp_path,
+            config_text(layout.shards(3), router="range", router_options=after, catalog=catalog, options=options),
+        )
+        (plan,) = plan_rebalance(toolkit, target)
+
+        def corrupt(event: ProgressEvent) -> None:
+            if not (damage and event.kind == "phase" and event.phase == "verify"):
+                return
+            s2 = RelationalAdapter(target.stores["items"].shard_urls["s2"], store="items", shard="s2")
+            try:
+                s2.ensure(ITEM, with_token=True)
+                s2.put(ITEM, {**item(400), "name": "corrupted", TOKEN_FIELD: token(400)})
+                s2.delete(ITEM, 600)
+                s2.put(ITEM, {**item(701), TOKEN_FIELD: token(701)})
+            finally:
+                s2.close()
+
+        rebalancer = Rebalancer(toolkit, options=RebalanceOptions(batch_size=64, settle=0.02), progress=corrupt)
+        summary = rebalancer.run(rebalancer.start(plan))
+        return summary, compare(toolkit, reference_of(rows))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_verify_repairs_a_damaged_copy_found_by_the_server_checksums(tmp_path: Path, backend: str) -> None:
+    layout = Layout(tmp_path) if backend == "sqlite" else Postgres(tmp_path)
+    layout.connect()
+    try:
+        summary, problems = _rebalance_with_damage(layout, tmp_path, damage=True)
+        assert summary.state == "done"
+        assert problems == []
+        assert summary.repaired == 3  # the corrupted, the missing and the extra row
+        damaged = [move for move in summary.moves if move.target == "s2" and move.repaired]
+        assert damaged
+        assert all("/" not in move.checksum for move in damaged)  # compared row by row
+    finally:
+        layout.cleanup()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_clean_copy_is_verified_by_server_checksums_alone(tmp_path: Path, backend: str) -> None:
+    layout = Layout(tmp_path) if backend == "sqlite" else Postgres(tmp_path)
+    layout.connect()
+    try:
+        summary, problems = _rebalance_with_damage(layout, tmp_path, damage=False)
+        assert summary.state == "done"
+        assert problems == []
+        assert summary.repaired == 0
+        dialect = "sqlite" if backend == "sqlite" else "postgresql"
+        assert summary.moves
+        assert all(move.checksum.endswith(f"/{dialect}") for move in summary.moves)
+        assert summary.copied == summary.deleted == 250
+    finally:
+        layout.cleanup()
