@@ -1,7 +1,7 @@
 """SIGKILL at random points, then recovery: every saga has all of its effects or none.
 
 200 runs on the embedded default (SQLite files for the catalog and all five stores)
-and 30 runs across the real servers (catalog in PostgreSQL; orders in PostgreSQL,
+and 200 runs across the real servers (catalog in PostgreSQL; orders in PostgreSQL,
 stock in Redis, documents in MongoDB-wire, events in Cassandra, purchases in Neo4j).
 Every run prints its seed; ``POLYSTORE_SAGA_SEEDS`` replays chosen ones.
 """
@@ -57,6 +57,7 @@ def namespace() -> Iterator[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 200 runs of about 1.5 s each, more on a busy machine
 @pytest.mark.servers
 @pytest.mark.postgres
 @pytest.mark.redis
@@ -70,7 +71,7 @@ def test_sigkill_then_recovery_across_the_real_servers(namespace: str, capsys: p
             toolkit,
             checkout_toolkit,
             namespace,
-            _seeds(5000, 30),
+            _seeds(5000, 200),
             orders=2,
             max_point=45,
             max_delay=0.35,
