@@ -35,10 +35,20 @@ fence per backend would remove it; that is future work.)
    partial updates go to the old owner only (and are logged). Reads (get, find, count,
    scan) keep going to the old owner; fan-out queries drop rows found on a shard that
    does not own them under the current router, so copies are never seen twice.
-2. ``dual -> copy`` after ``settle``: every write of a moving key is now dual and logged.
-   Each unit's rows are read from the source by token range (hash), key range (range)
-   or shard-key lookup (directory) and upserted into the target in batches.
-3. ``verify`` (VDiff): per unit, the source and target rows of the span are compared by
+2. ``dual -> copy`` at once. Each unit's rows are read from the source by token range
+   (hash), key range (range) or shard-key lookup (directory) and upserted into the
+   target in batches (between two SQLite shards as stored: ``Adapter.scan_stored``/
+   ``put_stored``, nothing decoded or re-encoded). The ``settle`` after publishing
+   ``dual`` runs alongside the copy and is awaited before the first compare (step 3,
+   or the fence's own settle): the copy needs no guarantee (whatever it writes is
+   compared later), the compare needs every write of a moving key to be dual and logged
+   or already complete, which it is ``settle`` after the publish.
+3. ``verify`` (VDiff): per unit, first the servers compare (``Adapter.range_checksum``:
+   count and a sum of 64-bit row hashes over the span, computed where the rows are,
+   both sides at the same instant; SQL on SQLite and PostgreSQL). Equal counts and
+   checksums by the same method end the unit: nothing read, nothing to repair. Any
+   difference, a side that cannot compute one, or a directory span, falls back to the
+   row-by-row compare: the source and target rows of the span are compared by
    key and a 64-bit digest of every field (a canonical form, equal across backends);
    the target is repaired to equal the source: rows missing or different are copied
    again from a fresh read of the source, rows the source lacks are deleted. *The source
@@ -68,11 +78,17 @@ fence per backend would remove it; that is future work.)
    From here only ``resume`` goes forward; the way back is a reverse rebalance.
 7. ``cleanup`` after ``settle`` (readers on epoch e have moved on): the moved rows are
    deleted from the sources; the active row is released and the change log dropped;
-   ``done``.
+   ``done``. A token or key range goes in batched ``DELETE`` statements
+   (``Adapter.delete_range``) without reading it back: after cut-over nobody routes the
+   range to the source (writes that waited on the fence are routed again by e + 1,
+   and no write by e can start), so every row still there is a stale copy, and a row
+   written concurrently lands on the new owner, never here. Directory spans, shards
+   with relationships and adapters without it read the keys and delete them.
 
 ``abort`` (before cut-over): the active row says ``abort`` (writes go to the old owner
 only), then after ``settle`` every unit's copies are deleted from the targets and the
-store is released: the old topology never stopped being the current one.
+store is released: the old topology never stopped being the current one (ranges go
+as in step 7: after the abort's settle nobody writes to the new owners).
 
 What moves with the rows:
 
