@@ -25,8 +25,10 @@ values it only passes on; between two SQLite shards it does not have to.
   names the columns and their types in that order: two shards agree only if a stored
   value means the same thing on both. (PostgreSQL's driver decodes JSON on the way
   out, so there the row path is the copy.)
-* ``delete_range``: ``DELETE ... WHERE key IN (SELECT key ... range ... LIMIT n)`` until
-  fewer than n go, so a long range never holds one huge transaction. Refused (None) on
+* ``delete_range``: one ``DELETE ... WHERE range`` (each index page rewritten once: on a
+  large table, batches would rewrite the same pages of the token index again and
+  again), or with ``batch_size`` ``DELETE ... WHERE key IN (SELECT key ... LIMIT n)``
+  until fewer than n go, for callers that prefer short transactions. Refused (None) on
   a shard with an edge table, where deleting a node must delete its edges too (the row
   path does that), and on dialects other than SQLite and PostgreSQL.
 
@@ -140,17 +142,20 @@ class RangeCapabilities(SqlHost):
         *,
         tokens: TokenRange | None = None,
         keys: KeyRange | None = None,
-        batch_size: int = 1000,
+        batch_size: int | None = None,
     ) -> int | None:
         if self.dialect not in ("sqlite", "postgresql"):
             return None
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise QueryError(f"batch_size must be positive, not {batch_size}")
         if typing.cast(Any, self).may_have_edges(schema):  # GraphCapability: nodes take their edges along
             return None
         tables = self._tableset(schema)
         bounds = self._range_bounds(schema, tables, tokens, keys)
         key_columns = tables.key_columns
+        if batch_size is None:  # one statement: every index page is rewritten once, not once per batch
+            with translate_errors(self.store, self.shard), self.engine.begin() as connection:
+                return int(connection.execute(tables.table.delete().where(*bounds)).rowcount)
         chosen = sa.select(*key_columns).where(*bounds).limit(batch_size)
         target = sa.tuple_(*key_columns) if len(key_columns) > 1 else key_columns[0]
         stmt = tables.table.delete().where(target.in_(chosen))

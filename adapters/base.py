@@ -433,10 +433,11 @@ class Adapter(ABC):
         *,
         tokens: TokenRange | None = None,
         keys: KeyRange | None = None,
-        batch_size: int = 1000,
+        batch_size: int | None = None,
     ) -> int | None:
         """Delete every row (expired or not) in a token or shard-key range without
-        reading them back, in statements of at most ``batch_size`` rows; how many went,
+        reading them back, in one statement (or statements of at most ``batch_size``
+        rows, each its own transaction); how many went,
         or None (nothing deleted) if this adapter cannot do it for ``schema``.
 
         What a rebalance's cleanup uses once nobody routes the range here any more.

@@ -125,9 +125,9 @@ def plain_copy(source: Any, url: str, schema: Any, keys: KeyRange, batch: int, m
 def rebalance(toolkit: Toolkit, target: Any, options: RebalanceOptions, moved: int) -> dict[str, float]:
     """Plan and run one rebalance; seconds end to end and per phase."""
     started = time.perf_counter()
-    (plan,) = plan_rebalance(toolkit, target)
     phases: dict[str, float] = {}
-    current: list[Any] = ["plan", time.perf_counter()]
+    current: list[Any] = ["plan", started]
+    (plan,) = plan_rebalance(toolkit, target)
 
     def clock(event: ProgressEvent) -> None:
         if event.kind == "phase":
@@ -163,6 +163,7 @@ def measure(
     tick: Callable[[str], None],
     verify_before_fence: bool,
     repeat: int,
+    verbose: bool = False,
 ) -> dict[str, float]:
     half = size // 2
     tmp = Path(tempfile.mkdtemp(prefix=f"rebalance-{backend.name}-{size}-", dir=backend.tmp))
@@ -194,6 +195,10 @@ def measure(
                 options = RebalanceOptions(batch_size=batch, settle=settle, verify_before_fence=verify_before_fence)
                 moving = rebalance(toolkit, parse_config(target, base_dir=tmp), options, moved)
                 attempts.append({"plain": plain, **moving})
+                if verbose:
+                    console.print(f"{backend.name} {size:,} pair {attempt + 1}: " + ", ".join(
+                        f"{name} {value:.2f}" for name, value in attempts[-1].items() if name != "on_server"
+                    ))  # fmt: skip
         best = {name: min(attempt[name] for attempt in attempts) for name in attempts[0]}
         # Each pair ran back to back, so its ratio is fair even when the machine's load
         # changes between pairs; the median pair is the figure reported.
@@ -212,6 +217,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.1, help="seconds per phase change (default 0.1)")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N (moves alternate forth and back)")
+    parser.add_argument("--verbose", action="store_true", help="print every pair's times")
     parser.add_argument(
         "--no-verify-before-fence",
         action="store_true",
@@ -227,7 +233,7 @@ def main() -> None:
                 results[(name, size)] = measure(
                     backend, size, args.moved, args.settle, args.batch_size,
                     lambda text: progress.update(task, description=text), not args.no_verify_before_fence,
-                    args.repeat,
+                    args.repeat, args.verbose,
                 )  # fmt: skip
                 progress.advance(task)
     verify = "no verify before the fence" if args.no_verify_before_fence else "verify before the fence"
