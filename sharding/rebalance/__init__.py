@@ -118,7 +118,7 @@ reads nothing when the servers' checksums agree; cleanup deletes each range in o
 statement; the protocol waits ``settle`` twice (fence, cleanup). bench/rebalance.py,
 20,000 rows moved, settle 0.1 s, 2-core shared machine: SQLite 0.47-0.73x a plain
 batched copy end to end (0.2 s of its ~0.7 s are the two waits), PostgreSQL
-0.48-0.61x; a 1,000,000-row store takes 1.03x (SQLite) and 0.60x (PostgreSQL) the time
+0.48-0.61x; a 1,000,000-row store takes 1.03x (SQLite) and 0.60-0.73x (PostgreSQL) the time
 of a 100,000-row one. (Before the server-side verify, range delete and stored copy:
 0.11-0.21x and 0.35-0.38x.) Redis, MongoDB-wire, Cassandra and Neo4j take the row path
 (read, digest and delete row by row) and are not in the benchmark.
