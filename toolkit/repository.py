@@ -596,7 +596,7 @@ class Repository(Generic[E]):
         from adapters.base import Relationship
 
         target_schema = schema_of(to) if to is not None else self.schema
-        adapter = self._graph_owner(source, target, target_schema)
+        adapter = self._graph_owner(source, target, target_schema, write=True)
         adapter.relate(self.schema, Relationship(_rel_type(type), source, target, properties), target_schema)
 
     def unrelate(self, source: Any, type: str, target: Any, *, to: builtins.type[Entity] | None = None) -> bool:
@@ -604,15 +604,25 @@ class Repository(Generic[E]):
         from adapters.base import Relationship
 
         target_schema = schema_of(to) if to is not None else self.schema
-        adapter = self._graph_owner(source, target, target_schema)
+        adapter = self._graph_owner(source, target, target_schema, write=True)
         return adapter.unrelate(self.schema, Relationship(_rel_type(type), source, target), target_schema)
 
-    def _graph_owner(self, source: Any, target: Any, target_schema: EntitySchema) -> Adapter:
+    def _graph_owner(self, source: Any, target: Any, target_schema: EntitySchema, *, write: bool = False) -> Adapter:
+        """The one shard holding both ends of an edge.
+
+        An edge change during a rebalance goes to the current (old) owner, like the
+        other single-row writes, waits while the rebalance fences its source node, and
+        logs that node, so that the fenced catch-up re-syncs its edges on the new owner.
+        An edge the rebalance's target topology would split is refused now rather than
+        lost or refused at cut-over.
+        """
         from toolkit.errors import CrossShardError
 
         self._check_key(source)
         if self.schema.shard_key != self.schema.key or target_schema.shard_key != target_schema.key:
             raise QueryError("graph entities must be sharded by their key (shard_key = key)")
+        if write:
+            self.store.poll()
         source_shard = self.store.router.shard_for(source)
         target_shard = self.store.router.shard_for(target)
         if source_shard != target_shard:
@@ -621,6 +631,19 @@ class Repository(Generic[E]):
                 f"{target_shard}: relationships stay within one shard (co-locate them, e.g. with a directory router)",
                 store=self.store.name,
             )
+        moving = self.store.moving if write else None
+        if moving is not None and moving.splits_writes:
+            if moving.new.shard_for(source) != moving.new.shard_for(target):
+                raise CrossShardError(
+                    f"{self.entity.__name__} {source!r} and {target_schema.name} {target!r} go to different shards "
+                    f"in rebalance {moving.rebalance}: relationships stay within one shard (relate them after the "
+                    "rebalance, or co-locate them in its target topology)",
+                    store=self.store.name,
+                )
+            shards = self._write_shards(source)  # waits while the rebalance fences the node
+            if len(shards) > 1:
+                self._track([(source, source)])
+            return self._adapter(shards[0])
         return self._adapter(source_shard)
 
     def neighbors(

@@ -105,9 +105,10 @@ What moves with the rows:
   moving node whose other end the new router puts on the same target; an edge the new
   topology would split between shards stops the rebalance before cut-over with a
   ``TopologyError`` naming it (``abort`` restores the store; co-locate the ends, e.g.
-  with a directory router, or unrelate them, and plan again). Relationships created or
-  removed while a rebalance runs (``relate``/``unrelate`` are neither dual-written nor
-  logged) are not carried: do not change edges of a store being rebalanced.
+  with a directory router, or unrelate them, and plan again). ``relate``/``unrelate``
+  while a rebalance runs go to the old owner and log the source node (a ``relate`` the
+  target topology would split raises ``CrossShardError``); the fenced catch-up then
+  makes those nodes' edges on the target equal the source's (``Rebalancer._sync_edges``).
 * Every store kind: tested on SQLite, PostgreSQL, Redis, the MongoDB-wire server,
   Cassandra and Neo4j (tests/rebalance/test_backends.py), and SQLite to PostgreSQL.
 

@@ -338,7 +338,8 @@ class Rebalancer:
         puts its other end there too (it moved along, or already lived there); an edge
         the new topology would split between two shards cannot exist, so the rebalance
         stops here, naming one (abort it, then co-locate the ends, e.g. with a directory
-        router, or unrelate them). Source copies go with the nodes at cleanup.
+        router, or unrelate them). Source copies go with the nodes at cleanup. Run again
+        under the fence (without a verify before it), this is also the edges' catch-up.
         """
         source = self._adapter(plan, move.source)
         if Capability.GRAPH not in source.capabilities or not source.may_have_edges(mover.schema):
@@ -348,21 +349,50 @@ class Rebalancer:
         split: list[str] = []
         for rows in mover.rows(source, self.options.batch_size):
             keys = [schema.key_of(row) for row in rows]
-            for other in plan.schemas:
-                for edge in source.edges_of(schema, keys, other):
-                    if mover.new.shard_for(edge.target) == move.target:
-                        target.relate(schema, edge, other)
-                    else:
-                        split.append(f"{schema.name} {edge.source!r} -{edge.type}-> {other.name} {edge.target!r}")
-                for edge in source.edges_of(schema, keys, other, incoming=True):
-                    if mover.new.shard_for(edge.source) != move.target:
-                        split.append(f"{other.name} {edge.source!r} -{edge.type}-> {schema.name} {edge.target!r}")
+            split += self._sync_edges(plan, schema, source, target, move.target, mover.new, keys)
+        self._refuse_split(plan, split)
+        return {}
+
+    def _sync_edges(
+        self,
+        plan: Plan,
+        schema: EntitySchema,
+        source: Adapter,
+        target: Adapter,
+        target_shard: ShardId,
+        new: Any,
+        keys: list[Any],
+    ) -> list[str]:
+        """Make the target's edges from ``keys`` equal the source's (relate what is
+        missing or differs, unrelate what the source no longer has); returns the edges
+        the new topology would split."""
+        split: list[str] = []
+        for other in plan.schemas:
+            theirs = {
+                (encode_key(edge.source), edge.type, encode_key(edge.target)): edge
+                for edge in (target.edges_of(schema, keys, other) if target.may_have_edges(schema) else ())
+            }
+            for edge in source.edges_of(schema, keys, other):
+                if new.shard_for(edge.target) != target_shard:
+                    split.append(f"{schema.name} {edge.source!r} -{edge.type}-> {other.name} {edge.target!r}")
+                    continue
+                found = theirs.pop((encode_key(edge.source), edge.type, encode_key(edge.target)), None)
+                if found is None or dict(found.properties) != dict(edge.properties):
+                    target.relate(schema, edge, other)
+            for edge in theirs.values():  # unrelated on the source since it was copied
+                target.unrelate(schema, edge, other)
+            for edge in source.edges_of(schema, keys, other, incoming=True):
+                if new.shard_for(edge.source) != target_shard:
+                    split.append(f"{other.name} {edge.source!r} -{edge.type}-> {schema.name} {edge.target!r}")
+        return split
+
+    @staticmethod
+    def _refuse_split(plan: Plan, split: list[str]) -> None:
         if split:
             raise TopologyError(
                 f"store {plan.store!r}: the target topology splits {len(split)} relationship(s) between shards "
                 f"(e.g. {split[0]}); abort this rebalance, co-locate their ends or unrelate them, and plan again"
             )
-        return {}
 
     def _step_verify(self, record: RebalanceRecord) -> str:
         self._await_dual(record)  # every write still routed without dual has completed
@@ -380,6 +410,7 @@ class Rebalancer:
         catch-up), or, if no full verify ran before the fence, compare everything again."""
         if not record.plan.get("options", {}).get("verify_before_fence", False):
             self._units(record, "final", self._reconcile("final"))
+            self._units(record, "final-edges", self._copy_edges)
             return "cutover"
         plan = Plan.from_json(record.plan)
         old, new = plan.routers()
@@ -388,6 +419,7 @@ class Rebalancer:
             touched = self.journal.touched(record.id, schema.name)
             if any(not shard_key for shard_key in touched.values()):  # a delete with an unknown shard key
                 self._units(record, "final", self._only(schema.name, self._reconcile("final")))
+                self._units(record, "final-edges", self._only(schema.name, self._copy_edges))
                 continue
             groups: dict[tuple[ShardId, ShardId], list[Any]] = {}
             for encoded, shard_encoded in touched.items():
@@ -398,7 +430,14 @@ class Rebalancer:
             repaired: dict[int, int] = {}
             for (source, target), keys in groups.items():
                 mover = Mover(schema, source, target, DirectoryKeys(()), old, new, True, False)
-                count = self._repair(mover, self._adapter(plan, source), self._adapter(plan, target), keys, batch)
+                source_adapter, target_adapter = self._adapter(plan, source), self._adapter(plan, target)
+                count = self._repair(mover, source_adapter, target_adapter, keys, batch)
+                if Capability.GRAPH in source_adapter.capabilities and source_adapter.may_have_edges(schema):
+                    # relate/unrelate of these nodes went to the old owner only (see Repository.relate)
+                    for start in range(0, len(keys), batch):
+                        chunk = keys[start : start + batch]
+                        split = self._sync_edges(plan, schema, source_adapter, target_adapter, target, new, chunk)
+                        self._refuse_split(plan, split)
                 index = next((m.index for m in plan.moves if (m.source, m.target) == (source, target)), None)
                 if index is not None:
                     repaired[index] = repaired.get(index, 0) + count

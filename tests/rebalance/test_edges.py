@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
+from sharding.rebalance import ProgressEvent, RebalanceOptions, Rebalancer, plan_rebalance
 from tests.rebalance.backends import Layout, Neo4j
 from tests.rebalance.helpers import config_text, load
 from toolkit import Entity, Toolkit
-from toolkit.errors import TopologyError
+from toolkit.errors import CrossShardError, TopologyError
 
 OPTIONS = RebalanceOptions(batch_size=50, settle=0.05, retries=0)
 
@@ -108,12 +108,74 @@ def _refuse_split(tmp_path: Path, layout: Layout) -> None:
         layout.cleanup()
 
 
+def _change_during(tmp_path: Path, layout: Layout) -> None:
+    """Edges related, re-related and unrelated while the rebalance runs (after its edge
+    pass, before the fence) are on the new owner after cut-over, exactly."""
+    layout.connect()
+    before, after = _configs(tmp_path, layout)
+    try:
+        with Toolkit(load(tmp_path, before)) as toolkit:
+            people = toolkit.repository(Person)
+            people.put_many({"id": i, "name": f"p{i}"} for i in range(400))
+            (plan,) = plan_rebalance(toolkit, load(tmp_path, after))
+            old, new = plan.routers()
+            pairs = list(dict.fromkeys(_edges(plan, 300, split=False)))
+            moving = [pair for pair in pairs if new.shard_for(pair[0]) != old.shard_for(pair[0])]
+            assert len([pair for pair in moving if pairs.index(pair) < 200]) > 20
+            assert len([pair for pair in moving if pairs.index(pair) >= 200]) > 5
+            expected: dict[tuple[int, int], int] = {}
+            for index, (a, b) in enumerate(pairs[:200]):  # the rest are related during the move
+                people.relate(a, "KNOWS", b, since=index)
+                expected[(a, b)] = index
+            (split_a, split_b), *_ = _edges(plan, 1, split=True)
+            during: list[str] = []
+
+            def change(event: ProgressEvent) -> None:
+                if event.kind != "phase" or event.phase != "verify":
+                    return
+                people.store.refresh()  # this process sees the dual phase now
+                assert people.store.moving is not None
+                for index, (a, b) in enumerate(pairs[200:], start=200):
+                    people.relate(a, "KNOWS", b, since=index)
+                    expected[(a, b)] = index
+                for a, b in [pair for pair in moving if pair in expected][:10]:
+                    assert people.unrelate(a, "KNOWS", b)
+                    del expected[(a, b)]
+                for a, b in [pair for pair in moving if pair in expected][:10]:
+                    people.relate(a, "KNOWS", b, since=1000)  # replaced properties
+                    expected[(a, b)] = 1000
+                with pytest.raises(CrossShardError, match="go to different shards in rebalance"):
+                    people.relate(split_a, "KNOWS", split_b)
+                during.append("changed")
+
+            rebalancer = Rebalancer(toolkit, options=OPTIONS, progress=change)
+            summary = rebalancer.run(rebalancer.start(plan))
+            assert summary.state == "done"
+            assert during == ["changed"]
+            people.store.refresh()
+            for a in range(400):
+                found = {(person.id, rel.properties["since"]) for person, rel in people.neighbors(a, type="KNOWS")}
+                wanted = {(b, since) for (x, b), since in expected.items() if x == a}
+                assert found == wanted, f"{layout.name}: neighbours of {a}"
+    finally:
+        layout.cleanup()
+
+
 def test_edges_follow_their_nodes_on_sqlite(tmp_path: Path) -> None:
     _follow(tmp_path, Layout(tmp_path))
 
 
 def test_split_edges_stop_the_rebalance_on_sqlite(tmp_path: Path) -> None:
     _refuse_split(tmp_path, Layout(tmp_path))
+
+
+def test_edges_changed_during_the_rebalance_follow_on_sqlite(tmp_path: Path) -> None:
+    _change_during(tmp_path, Layout(tmp_path))
+
+
+@pytest.mark.neo4j
+def test_edges_changed_during_the_rebalance_follow_on_neo4j(tmp_path: Path) -> None:
+    _change_during(tmp_path, Neo4j(tmp_path))
 
 
 @pytest.mark.neo4j
