@@ -17,14 +17,18 @@ values it only passes on; between two SQLite shards it does not have to.
   the caller treats any difference, including a different method, as "compare row by
   row", so a representation that differs for equal rows (another session time zone,
   JSON written with another key order) costs time, never correctness.
-* ``stored_layout``/``scan_stored``/``put_stored`` (SQLite only): a range copied as
-  the database stores it. Values come back untouched (the JSON text, the 0/1 of a
-  boolean, a datetime's ISO text) and are bound again unchanged into the same upsert
-  with expiry, in the order that statement binds them, so a row costs neither a decode
-  nor an encode; only the token is recomputed, from the decoded shard key. The layout
-  names the columns and their types in that order: two shards agree only if a stored
-  value means the same thing on both. (PostgreSQL's driver decodes JSON on the way
-  out, so there the row path is the copy.)
+* ``stored_layout``/``scan_stored``/``put_stored``: a range copied as the database
+  stores it, so a row costs neither a decode nor an encode. SQLite: values come back
+  untouched (the JSON text, the 0/1 of a boolean, a datetime's ISO text) and are bound
+  again unchanged into the same upsert with expiry, in the order that statement binds
+  them; only the token is recomputed, from the decoded shard key. PostgreSQL: one
+  binary ``COPY ... TO STDOUT`` of the span, whose fields psycopg passes on as opaque
+  bytes into a binary ``COPY`` to a temporary table on the target, merged by one
+  ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` per batch (an upsert: a rerun
+  converges); the token is copied as stored (a fixed hash of the shard key). The
+  layout names the columns and their types (on PostgreSQL as the server's catalog has
+  them, and its major version): two shards agree only if a stored value means the same
+  thing on both.
 * ``delete_range``: one ``DELETE ... WHERE range`` (each index page rewritten once: on a
   large table, batches would rewrite the same pages of the token index again and
   again), or with ``batch_size`` ``DELETE ... WHERE key IN (SELECT key ... LIMIT n)``
@@ -167,15 +171,20 @@ class RangeCapabilities(SqlHost):
             if count < batch_size:
                 return deleted
 
-    # -- stored-form copy (SQLite) ---------------------------------------------------
+    # -- stored-form copy (SQLite, PostgreSQL) ---------------------------------------
     def _stored_columns(self, tables: TableSet) -> list[str]:
-        """The columns in the order the upsert with expiry binds them."""
+        """The columns of a stored row, in order: on SQLite the order the upsert with
+        expiry binds them, on PostgreSQL the table's (fields, token, expiry)."""
+        if self.dialect == "postgresql":
+            return [column.name for column in tables.table.columns]
         fast = tables.fast_upsert_ttl
         if fast is None:
             raise self._unsupported("a stored-form copy")
         return [name for name, _ in fast.binds]
 
     def stored_layout(self, schema: EntitySchema) -> str | None:
+        if self.dialect == "postgresql":
+            return self._pg_stored_layout(self._tableset(schema))
         if self.dialect != "sqlite":
             return None
         tables = self._tableset(schema)
@@ -199,6 +208,9 @@ class RangeCapabilities(SqlHost):
             raise self._unsupported("a stored-form copy")
         if batch_size < 1:
             raise QueryError(f"batch_size must be positive, not {batch_size}")
+        if self.dialect == "postgresql":
+            yield from self._pg_scan_stored(schema, tokens, keys, batch_size)
+            return
         tables = self._tableset(schema)
         table = tables.table
         raw = sa.types.NullType()  # no result processor: values as SQLite holds them
@@ -232,6 +244,8 @@ class RangeCapabilities(SqlHost):
         if not rows:
             return 0
         tables = self._tableset(schema)
+        if self.dialect == "postgresql":
+            return self._pg_put_stored(tables, rows)
         fast = tables.fast_upsert_ttl
         assert fast is not None  # stored_layout checked it
         names = self._stored_columns(tables)
@@ -240,6 +254,86 @@ class RangeCapabilities(SqlHost):
         # A row that expired on the way is written as it is: invisible, like any expired row.
         with self._raw(write=True) as cursor:
             cursor.executemany(fast.sql, rows)
+        return len(rows)
+
+    # PostgreSQL: binary COPY out of the source, binary COPY into a temporary table on the
+    # target, one INSERT ... SELECT ... ON CONFLICT DO UPDATE from there. Every field
+    # travels as the server's binary representation of its column type, passed through
+    # psycopg as opaque bytes (loaded and dumped as ``bytea``, whose binary form is the
+    # bytes themselves): no value is decoded or encoded in Python. The token is copied
+    # as stored: it is ``sharding.keys.token`` of the shard key (a fixed hash, no router
+    # or shard in it), written by every write path, so the source's is the target's.
+    def _pg_stored_layout(self, tables: TableSet) -> str | None:
+        """Server major version and the columns' actual types (from the catalog, not the
+        declared metadata): binary values mean the same on two servers only then."""
+        names = self._stored_columns(tables)
+        full = self.engine.dialect.identifier_preparer.format_table(tables.table)
+        query = (
+            "SELECT current_setting('server_version_num')::int / 10000, a.attname, "
+            "format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%(table)s) AND a.attnum > 0 AND NOT a.attisdropped"
+        )
+        with self._raw() as cursor:
+            cursor.execute(query, {"table": full})
+            found = {name: (major, kind) for major, name, kind in cursor.fetchall()}
+        if any(name not in found for name in names):
+            return None  # the table on the server lacks a column the adapter writes
+        columns = ",".join(f"{name}:{found[name][1]}" for name in names)
+        major = found[names[0]][0]
+        return f"postgresql{major}/stored/v1/{hashlib.sha1(columns.encode()).hexdigest()[:12]}"
+
+    def _pg_scan_stored(
+        self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """One COPY of the whole span (one snapshot, no pagination), cut into batches."""
+        tables = self._tableset(schema)
+        table = tables.table
+        names = self._stored_columns(tables)
+        where = [tables.live(time.time()), *self._range_bounds(schema, tables, tokens, keys)]
+        query, params = self._pg_inline(sa.select(*(table.c[name] for name in names)).where(*where))
+        with self._raw() as cursor, cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy:
+            copy.set_types(["bytea"] * len(names))  # every field as its raw binary bytes
+            batch: list[tuple[Any, ...]] = []
+            for row in copy.rows():
+                batch.append(row)
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    def _pg_inline(self, stmt: sa.Select[Any]) -> tuple[str, dict[str, Any]]:
+        """SQL and driver parameters of ``stmt`` (psycopg merges them client-side for COPY,
+        which takes no server-side parameters), each through its type's bind processor."""
+        dialect = self.engine.dialect
+        compiled = stmt.compile(dialect=dialect)
+        params: dict[str, Any] = {}
+        for name, value in compiled.construct_params().items():
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            params[name] = value if process is None else process(value)
+        return compiled.string, params
+
+    def _pg_put_stored(self, tables: TableSet, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Upsert, in one transaction: a crash leaves the batch applied or not at all, and
+        a rerun upserts it again (the same as the row path's ``put_expiring``)."""
+        names = self._stored_columns(tables)
+        quote = self.engine.dialect.identifier_preparer.quote
+        full = self.engine.dialect.identifier_preparer.format_table(tables.table)
+        columns = ", ".join(quote(name) for name in names)
+        keys = [column.name for column in tables.key_columns]
+        update = ", ".join(f"{quote(name)} = EXCLUDED.{quote(name)}" for name in names if name not in keys)
+        merge = (
+            f"INSERT INTO {full} ({columns}) SELECT {columns} FROM ps_stored_copy "
+            f"ON CONFLICT ({', '.join(quote(name) for name in keys)}) DO UPDATE SET {update}"
+        )
+        # A row that expired on the way is written as it is: invisible, like any expired row.
+        with self._raw(write=True) as cursor:
+            cursor.execute(f"CREATE TEMPORARY TABLE ps_stored_copy (LIKE {full}) ON COMMIT DROP")
+            with cursor.copy(f"COPY ps_stored_copy ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["bytea"] * len(names))
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(merge)
         return len(rows)
 
     def _with_tokens(

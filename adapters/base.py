@@ -467,7 +467,8 @@ class Adapter(ABC):
 
     def put_stored(self, schema: EntitySchema, rows: Sequence[tuple[Any, ...]]) -> int:
         """Upsert rows read by ``scan_stored`` on an adapter of the same ``stored_layout``,
-        keeping their expiry; the token is recomputed from the shard key, never copied."""
+        keeping their expiry. The token is either recomputed from the shard key or copied
+        as stored: it is ``sharding.keys.token`` of the shard key on every shard."""
         raise UnsupportedCapability(
             f"{type(self).__name__} has no stored-form copy", store=self.store, shard=self.shard
         )

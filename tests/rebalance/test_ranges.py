@@ -2,8 +2,9 @@
 
 Adapter level (SQLite and the stack's PostgreSQL): ``range_checksum`` agrees on equal
 rows and disagrees on a corrupted, missing or extra row; ``delete_range`` deletes the
-span and nothing else; the SQLite stored-form copy round-trips every field type, the
-expiry, and recomputes the token. Rebalance level: rows corrupted, deleted and added on
+span and nothing else; the stored-form copy round-trips every field type and the
+expiry (SQLite recomputes the token, PostgreSQL copies it in binary), and on PostgreSQL
+converges when it runs again over a partial or damaged copy. Rebalance level: rows corrupted, deleted and added on
 the destination between the copy and the verify are found and repaired, and a clean run
 verifies every unit by server checksums.
 """
@@ -169,44 +170,102 @@ def test_delete_range_declines_a_shard_with_relationships(tmp_path: Path) -> Non
         adapter.close()
 
 
-def test_the_stored_copy_round_trips_every_type_and_recomputes_the_token(tmp_path: Path) -> None:
-    source, target = _pair(Layout(tmp_path), WIDE)
+def _copy_stored(source: RelationalAdapter, target: RelationalAdapter, span: KeyRange, batch: int) -> int:
+    layout = source.stored_layout(WIDE)
+    assert layout is not None
+    assert layout == target.stored_layout(WIDE)
+    return sum(target.put_stored(WIDE, stored) for stored in source.scan_stored(WIDE, keys=span, batch_size=batch))
+
+
+def _assert_copied(target: RelationalAdapter, wanted: dict[tuple[str, dt.datetime], dict[str, Any]]) -> None:
+    """The target holds exactly ``wanted``: every field, a correct token, expiry kept."""
+    found = [row for batch in target.scan_expiring(WIDE) for row in batch]
+    assert len(found) == len(wanted)
+    for row in found:
+        expected = wanted[(row["owner"], row["at"])]
+        assert row[TOKEN_FIELD] == token(row["owner"])
+        assert {k: v for k, v in row.items() if k not in (TOKEN_FIELD, EXPIRES_FIELD)} == {
+            k: v for k, v in expected.items() if k != TOKEN_FIELD
+        }
+        if "timed" in expected["data"]:
+            assert 590 < row[EXPIRES_FIELD] - time.time() <= 600  # the rest of its time to live
+        else:
+            assert row[EXPIRES_FIELD] is None
+
+
+def test_the_stored_copy_round_trips_every_type_and_the_expiry(layout: Layout) -> None:
+    """SQLite and PostgreSQL: every field type, nulls, JSON and the remaining TTL arrive
+    unchanged. SQLite recomputes the token from the shard key (a wrong one on the source
+    is corrected); PostgreSQL copies it as stored (binary COPY, nothing decoded)."""
+    source, target = _pair(layout, WIDE)
     try:
         rows = [wide(i) for i in range(300)]
-        source.put_many(WIDE, [{**row, TOKEN_FIELD: 12345} for row in rows])  # a wrong token on the source
-        timed = {**wide(1000), "owner": "o15"}
+        wrong = layout.name == "sqlite"
+        source.put_many(WIDE, [{**row, TOKEN_FIELD: 12345} if wrong else dict(row) for row in rows])
+        timed = {**wide(1000), "owner": "o15", "data": {"timed": True}, TOKEN_FIELD: token("o15")}
         source.put_ttl(WIDE, [dict(timed)], 600)
-        layout = source.stored_layout(WIDE)
-        assert layout is not None
-        assert layout == target.stored_layout(WIDE)
-        copied = 0
-        for stored in source.scan_stored(WIDE, keys=KeyRange("o10", "o20"), batch_size=17):
-            copied += target.put_stored(WIDE, stored)
+        expired = {**wide(1001), "owner": "o16"}
+        source.put_ttl(WIDE, [dict(expired)], 0.05)
+        time.sleep(0.1)  # expired before the copy reads it: not copied
+        copied = _copy_stored(source, target, KeyRange("o10", "o20"), 17)
         wanted = {(row["owner"], row["at"]): row for row in [*rows, timed] if "o10" <= row["owner"] < "o20"}
         assert copied == len(wanted)
-        found = [row for batch in target.scan_expiring(WIDE) for row in batch]
-        assert len(found) == len(wanted)
-        for row in found:
-            expected = wanted[(row["owner"], row["at"])]
-            assert row[TOKEN_FIELD] == token(row["owner"])
-            assert {k: v for k, v in row.items() if k not in (TOKEN_FIELD, EXPIRES_FIELD)} == {
-                k: v for k, v in expected.items() if k != TOKEN_FIELD
-            }
-            if row["at"] == timed["at"]:
-                assert 590 < row[EXPIRES_FIELD] - time.time() <= 600  # the rest of its time to live
-            else:
-                assert row[EXPIRES_FIELD] is None
+        _assert_copied(target, wanted)
     finally:
         source.close()
         target.close()
 
 
-def test_postgres_has_no_stored_copy(tmp_path: Path) -> None:
+def test_the_postgres_stored_copy_converges_over_a_partial_or_damaged_copy(tmp_path: Path) -> None:
+    """A copy stopped after one batch and a target damaged since (a field changed, a row
+    deleted, a TTL dropped) end equal to the source when the copy runs again: each batch
+    is one upsert transaction, so a rerun after SIGKILL converges."""
+    layout = Postgres(tmp_path)
+    layout.connect()
+    source, target = _pair(layout, WIDE)
+    try:
+        rows = [wide(i) for i in range(200)]
+        source.put_many(WIDE, [dict(row) for row in rows])
+        timed = {**wide(1000), "owner": "o12", "data": {"timed": True}, TOKEN_FIELD: token("o12")}
+        source.put_ttl(WIDE, [dict(timed)], 600)
+        span = KeyRange("o10", "o20")
+        first = next(iter(source.scan_stored(WIDE, keys=span, batch_size=20)))
+        assert target.put_stored(WIDE, first) == 20  # stopped here (the generator is dropped mid-COPY)
+        assert target.count(WIDE) == 20
+        wanted = {(row["owner"], row["at"]): row for row in [*rows, timed] if "o10" <= row["owner"] < "o20"}
+        victim = next(row for row in rows if row["owner"] == "o11")
+        other = next(row for row in rows if row["owner"] == "o13")
+        target.put(WIDE, {**victim, "note": "damaged", "count": -1})
+        target.delete(WIDE, (other["owner"], other["at"]))
+        target.put(WIDE, dict(timed))  # without its TTL
+        assert _copy_stored(source, target, span, 7) == len(wanted)
+        _assert_copied(target, wanted)
+        now = time.time()
+        assert source.range_checksum(WIDE, keys=span, now=now) == target.range_checksum(WIDE, keys=span, now=now)
+    finally:
+        source.close()
+        target.close()
+        layout.cleanup()
+
+
+def test_the_postgres_stored_copy_needs_the_same_column_types(tmp_path: Path) -> None:
+    """The layout comes from the server's catalog: a table whose column has another type
+    than the adapter declares (an older schema, a manual ALTER) is not copied as stored."""
     layout = Postgres(tmp_path)
     layout.connect()
     source, target = _pair(layout, ITEM)
     try:
-        assert source.stored_layout(ITEM) is None  # its driver decodes JSON: the row path copies
+        found = source.stored_layout(ITEM)
+        assert found is not None
+        assert found.startswith("postgresql")
+        assert found == target.stored_layout(ITEM)
+        schema = target.schema
+        engine = target.engine
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                f'ALTER TABLE "{schema}"."{target._table_name(ITEM)}" ALTER COLUMN version TYPE numeric'
+            )
+        assert target.stored_layout(ITEM) not in (None, found)
     finally:
         source.close()
         target.close()
