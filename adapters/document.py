@@ -125,6 +125,8 @@ _FERRETDB_BULK_BATCH: Final = 8
 """Replacements per ``bulk_write`` on FerretDB (see the module docstring: more than 100
 matched replacements in one command, summed over concurrent commands on one database,
 deadlock FerretDB 1.24's SQLite pool)."""
+DEFAULT_TIMEOUT: Final = 30.0
+"""Seconds per operation (pymongo's ``socketTimeoutMS``) unless the ``timeout`` option says otherwise."""
 _NOTHING: Final[Doc] = {"_id": {"$in": []}}
 """A filter no document matches (an impossible condition such as ``lt None``)."""
 
@@ -584,8 +586,12 @@ class DocumentAdapter(Adapter):
             "connectTimeoutMS": timeout_ms,
             "appname": "polystore",
         }
-        if "timeout" in self.options:
-            kwargs["socketTimeoutMS"] = int(float(self.options["timeout"]) * 1000)
+        # A server that accepts but never answers (FerretDB 1.24 can wedge so) must fail
+        # the call, so the breaker sees it, instead of hanging the caller: a default as
+        # the Redis and Cassandra adapters have; 0 turns it off.
+        timeout = float(self.options.get("timeout", DEFAULT_TIMEOUT))
+        if timeout > 0:
+            kwargs["socketTimeoutMS"] = int(timeout * 1000)
         if "pool_size" in self.options:
             kwargs["maxPoolSize"] = int(self.options["pool_size"])
         try:

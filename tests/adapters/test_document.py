@@ -484,3 +484,14 @@ def test_put_many_replaces_more_rows_than_ferretdbs_pool_without_wedging_it() ->
         if answering:
             adapter.client.drop_database(adapter.database.name)
         adapter.close()
+
+
+@pytest.mark.parametrize(("options", "expected"), [({}, 30.0), ({"timeout": 5}, 5.0), ({"timeout": 0}, None)])
+def test_every_operation_has_a_socket_timeout_by_default(options: dict[str, Any], expected: float | None) -> None:
+    """A server that accepts but never answers (a wedged FerretDB) must fail the call, so
+    that the breaker sees it, instead of hanging the caller: 30 s unless configured."""
+    adapter = DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s0", options=options)
+    try:
+        assert adapter.client.options.pool_options.socket_timeout == expected
+    finally:
+        adapter.close()
