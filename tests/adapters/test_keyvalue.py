@@ -410,9 +410,9 @@ def _count_listed(adapter: KeyValueAdapter) -> list[int]:
     listed: list[int] = []
     original = adapter._fetch
 
-    def fetch(layout: Any, by_key: bool, members: list[Any], specs: Any) -> Any:
+    def fetch(layout: Any, by_key: bool, members: list[Any], *rest: Any) -> Any:
         listed.append(len(members))
-        return original(layout, by_key, members, specs)
+        return original(layout, by_key, members, *rest)
 
     adapter._fetch = fetch  # type: ignore[method-assign,assignment]
     return listed
