@@ -8,15 +8,19 @@ Python, both cost more than the copy itself; done here they cost one aggregate a
 ``DELETE`` statements. The copy itself spends most of its time decoding and encoding
 values it only passes on; between two SQLite shards it does not have to.
 
-* ``range_checksum``: ``count(*)`` and the sum (mod 2**64) of a 64-bit hash of every
-  live row's stored fields. PostgreSQL hashes the row's text (``md5(ROW(...)::text)``,
-  first 16 hex digits); SQLite, which has no hash function, hashes the stored values in
-  a small aggregate registered on the connection (the database runs in this process, so
-  that is still "where the rows are"). The ``method`` names the dialect and the table
-  layout, so only two shards with the same expression over the same columns compare;
-  the caller treats any difference, including a different method, as "compare row by
-  row", so a representation that differs for equal rows (another session time zone,
-  JSON written with another key order) costs time, never correctness.
+* ``range_checksum``: ``count(*)`` and a 64-bit hash of every live row's stored
+  fields. PostgreSQL sums (mod 2**64) a hash of each row's text
+  (``md5(ROW(...)::text)``, first 16 hex digits). SQLite, which has no hash function,
+  renders each row in SQL (``quote()`` of every value, which is exact: text quoted and
+  escaped, blobs in hex, floats with 20 significant digits) and a small aggregate
+  registered on the connection hashes those texts in key order (blake2b-64 over the
+  sequence, fed a few thousand rows at a time), so Python does one list append per row
+  (the database runs in this process, so that is still "where the rows are"). The
+  ``method`` names the dialect, the hash and the table layout, so only two shards with
+  the same expression over the same columns compare; the caller treats any difference,
+  including a different method, as "compare row by row", so a representation that
+  differs for equal rows (another session time zone, JSON written with another key
+  order, rows met in another order) costs time, never correctness.
 * ``stored_layout``/``scan_stored``/``put_stored``: a range copied as the database
   stores it, so a row costs neither a decode nor an encode. SQLite: values come back
   untouched (the JSON text, the 0/1 of a boolean, a datetime's ISO text) and are bound
@@ -63,17 +67,33 @@ _MODULUS: Final = 2**64
 
 
 class _SqliteChecksum:
-    """The SQLite aggregate: sum (mod 2**64) of a blake2b-64 of each row's stored values."""
+    """The SQLite aggregate: blake2b-64 of the rows' texts in the order they arrive.
+
+    Rows are buffered and hashed a few thousand at a time (one C call per chunk instead
+    of one hash per row); each row ends with a separator no ``quote()`` output contains
+    unquoted, so chunk boundaries do not change the result.
+    """
+
+    CHUNK: Final = 4096
 
     def __init__(self) -> None:
-        self.total = 0
+        self.hasher = hashlib.blake2b(digest_size=8)
+        self.rows: list[str] = []
 
-    def step(self, *values: Any) -> None:
-        digest = hashlib.blake2b(repr(values).encode(), digest_size=8).digest()
-        self.total += int.from_bytes(digest, "big")
+    def step(self, row: str) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.rows.append("")
+            self.hasher.update("\x1e".join(self.rows).encode())
+            self.rows.clear()
 
     def finalize(self) -> str:
-        return f"{self.total % _MODULUS:016x}"  # text: SQLite integers are signed 64-bit
+        self._flush()
+        return self.hasher.hexdigest()  # text: SQLite integers are signed 64-bit
 
 
 class RangeCapabilities(SqlHost):
@@ -107,7 +127,8 @@ class RangeCapabilities(SqlHost):
         columns = ",".join(
             f"{name}:{tables.table.c[name].type.compile(dialect=dialect)}" for name in schema.field_names
         )
-        return f"{self.dialect}/v1/{hashlib.sha1(columns.encode()).hexdigest()[:12]}"
+        version = "v2" if self.dialect == "sqlite" else "v1"  # v2: SQLite's ordered quote() hash
+        return f"{self.dialect}/{version}/{hashlib.sha1(columns.encode()).hexdigest()[:12]}"
 
     def range_checksum(
         self,
@@ -122,19 +143,33 @@ class RangeCapabilities(SqlHost):
         tables = self._tableset(schema)
         where = [tables.live(time.time() if now is None else now), *self._range_bounds(schema, tables, tokens, keys)]
         columns = [tables.table.c[name] for name in schema.field_names]
-        digest: sa.ColumnElement[Any]
+        quote = self.engine.dialect.identifier_preparer.quote
+        stmt: Any
         if self.dialect == "sqlite":
-            digest = getattr(sa.func, _SQLITE_AGGREGATE)(*columns, type_=sa.String())
+            # Ordered by key (after the token for token ranges: the token index's order),
+            # a total order, so equal rows arrive in the same order on both shards. An
+            # aggregate over an ordered subquery is never flattened, so the order holds.
+            row_text = " || ',' || ".join(f"quote({quote(column.name)})" for column in columns)
+            order = list(tables.key_columns)
+            if tokens is not None:
+                order = [tables.table.c[TOKEN_FIELD], *order]
+            rows = (
+                sa.select(sa.literal_column(row_text, sa.String()).label("row"))
+                .select_from(tables.table)
+                .where(*where)
+                .order_by(*order)
+                .subquery()
+            )
+            stmt = sa.select(sa.func.count(), getattr(sa.func, _SQLITE_AGGREGATE)(rows.c.row, type_=sa.String()))
         else:
-            quote = self.engine.dialect.identifier_preparer.quote
             row_text = f"ROW({', '.join(quote(column.name) for column in columns)})::text"
             row_hash = f"('x' || substr(md5({row_text}), 1, 16))::bit(64)::bigint"
             digest = sa.literal_column(f"coalesce(sum(({row_hash})::numeric), 0)::text", sa.String())
-        stmt = sa.select(sa.func.count(), digest).select_from(tables.table).where(*where)
+            stmt = sa.select(sa.func.count(), digest).select_from(tables.table).where(*where)
         with translate_errors(self.store, self.shard), self.engine.connect() as connection:
             if self.dialect == "sqlite":
                 driver = typing.cast(Any, connection.connection.driver_connection)
-                driver.create_aggregate(_SQLITE_AGGREGATE, -1, _SqliteChecksum)
+                driver.create_aggregate(_SQLITE_AGGREGATE, 1, _SqliteChecksum)
             count, total = connection.execute(stmt).one()
         # SQLite's aggregate answers in hex; PostgreSQL the (signed) bigints' exact sum.
         checksum = int(total or "0", 16 if self.dialect == "sqlite" else 10) % _MODULUS
