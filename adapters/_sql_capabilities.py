@@ -12,7 +12,7 @@ when the shard has an edge table.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from adapters._sql_core import EXPIRES_FIELD, NOW, Compiled, SqlHost, TableSet, translate_errors
 from adapters._sql_json import JsonChanges
 from adapters.base import Row
-from sharding.base import KeyRange, TokenRange
 from sharding.keys import encode_key
 from toolkit.errors import NotFoundError, QueryError
 from toolkit.model import EntitySchema, FieldSpec
@@ -77,28 +76,6 @@ class RowCapabilities(SqlHost):
         if found is None or found[0] is None:
             return None
         return max(0.0, float(found[0]) - now)
-
-    def _scan_rows(
-        self,
-        schema: EntitySchema,
-        tokens: TokenRange | None,
-        keys: KeyRange | None,
-        batch_size: int,
-        *,
-        expiring: bool,
-    ) -> Iterator[list[Row]]:
-        raise NotImplementedError  # RelationalAdapter's scan loop
-
-    def scan_expiring(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
-    ) -> Iterator[list[Row]]:
-        """``scan`` with ``_ps_expires`` read in the same statement as the row."""
-        return self._scan_rows(schema, tokens, keys, batch_size, expiring=True)
 
     def get_many_expiring(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
         tables = self._tableset(schema)

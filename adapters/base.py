@@ -37,6 +37,7 @@ __all__ = [
     "Adapter",
     "Capability",
     "Direction",
+    "ExpiringScan",
     "Filter",
     "Neighbor",
     "Operator",
@@ -607,3 +608,41 @@ class Adapter(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.store}/{self.shard}>"
+
+
+class ExpiringScan(Adapter):
+    """For TTL adapters whose one scan loop can read each row's expiry along with it:
+    ``scan`` and ``scan_expiring`` are the same walk, with or without EXPIRES_FIELD, so
+    an adapter writes the loop once (``_scan_rows``) instead of three entry points."""
+
+    @abstractmethod
+    def _scan_rows(
+        self,
+        schema: EntitySchema,
+        tokens: TokenRange | None,
+        keys: KeyRange | None,
+        batch_size: int,
+        *,
+        expiring: bool,
+    ) -> Iterator[list[Row]]:
+        """The rows of ``scan``; with ``expiring``, each also carries EXPIRES_FIELD."""
+
+    def scan(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[Row]]:
+        return self._scan_rows(schema, tokens, keys, batch_size, expiring=False)
+
+    def scan_expiring(
+        self,
+        schema: EntitySchema,
+        *,
+        tokens: TokenRange | None = None,
+        keys: KeyRange | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[list[Row]]:
+        return self._scan_rows(schema, tokens, keys, batch_size, expiring=True)

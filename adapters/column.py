@@ -97,7 +97,7 @@ from cassandra.query import BoundStatement, PreparedStatement, tuple_factory
 from cassandra.util import Date as CassandraDate
 
 from adapters import base
-from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo, sort_key
+from adapters.base import TOKEN_FIELD, Capability, ExpiringScan, Filter, Query, Row, ShardInfo, sort_key
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
 from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
@@ -465,7 +465,7 @@ def _now_micros() -> int:
     return time.time_ns() // 1000
 
 
-class ColumnAdapter(Adapter):
+class ColumnAdapter(ExpiringScan):
     """One shard: one keyspace on a Cassandra cluster. See the module docstring."""
 
     capabilities: ClassVar[Capability] = Capability.PARTITION_RANGE | Capability.TTL
@@ -839,27 +839,6 @@ class ColumnAdapter(Adapter):
                 if not result.has_more_pages:
                     return total
                 result.fetch_next_page()
-
-    def scan(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
-    ) -> Iterator[list[Row]]:
-        return self._scan_rows(schema, tokens, keys, batch_size, expiring=False)
-
-    def scan_expiring(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
-    ) -> Iterator[list[Row]]:
-        """``scan`` with each row's ``_ps_expires`` (already in every full SELECT)."""
-        return self._scan_rows(schema, tokens, keys, batch_size, expiring=True)
 
     def _scan_rows(
         self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int, *, expiring: bool

@@ -91,7 +91,17 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from adapters.base import EXPIRES_FIELD, TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo, sort_key
+from adapters.base import (
+    EXPIRES_FIELD,
+    TOKEN_FIELD,
+    Capability,
+    ExpiringScan,
+    Filter,
+    Query,
+    Row,
+    ShardInfo,
+    sort_key,
+)
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import encode_key
@@ -634,7 +644,7 @@ class _Cursor:
     done: bool = False
 
 
-class KeyValueAdapter(Adapter):
+class KeyValueAdapter(ExpiringScan):
     """One shard on Redis or Redis Cluster. See the module docstring for the layout."""
 
     capabilities: ClassVar[Capability] = (
@@ -1298,27 +1308,6 @@ class KeyValueAdapter(Adapter):
             return [row for row in rows if schema.shard_key_of(row) in keys]
         except TypeError as exc:
             raise QueryError(f"{schema.name}: key range bounds do not compare with the shard key: {exc}") from None
-
-    def scan(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
-    ) -> Iterator[list[Row]]:
-        return self._scan_rows(schema, tokens, keys, batch_size, expiring=False)
-
-    def scan_expiring(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
-    ) -> Iterator[list[Row]]:
-        """``scan``, each row with its expiry (PTTL in the same pipeline as the row)."""
-        return self._scan_rows(schema, tokens, keys, batch_size, expiring=True)
 
     def _scan_rows(
         self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int, *, expiring: bool

@@ -69,7 +69,7 @@ from adapters._sql_core import DRIVER_ERRORS, EXPIRES_FIELD, NOW, Compiled, Tabl
 from adapters._sql_graph import EdgeTable, GraphCapability
 from adapters._sql_json import json_filter
 from adapters._sql_ranges import RangeCapabilities
-from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Query, Row, ShardInfo
+from adapters.base import TOKEN_FIELD, Capability, ExpiringScan, Filter, Query, Row, ShardInfo
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import MAX_TOKEN, encode_key
@@ -159,7 +159,7 @@ def _column_type(spec: FieldSpec, *, keyish: bool) -> sa.types.TypeEngine[Any]:
     return types[spec.type]
 
 
-class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Adapter):
+class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, ExpiringScan):
     """One shard in one SQL database. See the module docstring."""
 
     capabilities: ClassVar[Capability] = (
@@ -580,16 +580,6 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Ada
         stmt = sa.select(sa.func.count()).select_from(tables.table).where(tables.live(time.time()), *where)
         with translate_errors(self.store, self.shard), self.engine.connect() as connection:
             return int(connection.execute(stmt).scalar_one())
-
-    def scan(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
-    ) -> Iterator[list[Row]]:
-        return self._scan_rows(schema, tokens, keys, batch_size, expiring=False)
 
     def _scan_rows(
         self,
