@@ -11,6 +11,9 @@ holds N/2 rows of which only M move. It times:
   cleanup; the settle after ``dual`` runs alongside the copy), and per phase: how verify
   ran ("server checksums" when every unit's checksums agreed on the servers, else
   "row by row") is shown beside it;
+* ``waits``: of the rebalance, the seconds it slept for phases to settle (the protocol's
+  fixed cost, the same for any M), and ``without waits``: the ratio to the plain copy
+  with them taken out, i.e. the throughput of the rebalance's own work;
 * ``plain copy``: the same M rows read with ``scan(keys=...)`` and ``put_many`` into an
   empty shard of the same backend, batch for batch: what a batched copy through the
   adapters costs.
@@ -49,8 +52,9 @@ from sharding.base import KeyRange, ShardId
 from sharding.rebalance import ProgressEvent, RebalanceOptions, Rebalancer, plan_rebalance
 from toolkit import Entity, Toolkit
 from toolkit.config import parse_config
+from toolkit.stores import DEFAULT_POLL_INTERVAL
 
-console = Console(width=150)
+console = Console(width=190)
 
 
 class Account(Entity, store="bench_rebalance", key="id"):
@@ -150,6 +154,7 @@ def rebalance(toolkit: Toolkit, target: Any, options: RebalanceOptions, moved: i
         "verify": phases.get("verify", 0.0),
         "fenced": phases.get("fence", 0.0) + phases.get("final", 0.0) + phases.get("cutover", 0.0),
         "cleanup": phases.get("cleanup", 0.0),
+        "waits": summary.waited_seconds,
         "on_server": float(on_server),
     }
 
@@ -203,6 +208,9 @@ def measure(
         # Each pair ran back to back, so its ratio is fair even when the machine's load
         # changes between pairs; the median pair is the figure reported.
         best["ratio"] = statistics.median(attempt["plain"] / attempt["rebalance"] for attempt in attempts)
+        best["work_ratio"] = statistics.median(
+            attempt["plain"] / (attempt["rebalance"] - attempt["waits"]) for attempt in attempts
+        )
         best["on_server"] = min(attempt["on_server"] for attempt in attempts)
         return best
     finally:
@@ -240,7 +248,7 @@ def main() -> None:
     title = f"moving the same {args.moved:,} rows (batch {args.batch_size}, settle {args.settle}s, {verify})"
     table = Table(title=title + f", best of {args.repeat}; vs copy: median of the back-to-back pairs")
     columns: tuple[str, ...] = ("backend", "store rows", "rebalance s", "rows/s", "plain copy s", "rows/s", "vs copy")
-    columns += ("plan", "copy", "verify", "fenced", "cleanup", "verified by")
+    columns += ("without waits", "plan", "copy", "verify", "fenced", "cleanup", "waits", "verified by")
     for column in columns:
         table.add_column(column, justify="left" if column in ("backend", "verified by") else "right")
     for (name, size), result in results.items():
@@ -252,7 +260,8 @@ def main() -> None:
             f"{result['plain']:.2f}",
             f"{args.moved / result['plain']:,.0f}",
             f"{result['ratio']:.2f}x",
-            *(f"{result[phase]:.2f}" for phase in ("plan", "copy", "verify", "fenced", "cleanup")),
+            f"{result['work_ratio']:.2f}x",
+            *(f"{result[phase]:.2f}" for phase in ("plan", "copy", "verify", "fenced", "cleanup", "waits")),
             "server checksums" if result["on_server"] else "row by row",
         )
     console.print(table)
@@ -263,8 +272,18 @@ def main() -> None:
         console.print(
             f"{name}: {largest:,}-row store / {smallest:,}-row store = {ratio:.2f}x time "
             f"(target <= 1.5x: {'PASS' if ratio <= 1.5 else 'MISS'}) | throughput vs plain copy >= {worst:.2f}x "
-            f"(target >= 0.5x: {'PASS' if worst >= 0.5 else 'MISS'}) | includes {2 * args.settle:.1f}s of phase waits"
+            f"(target >= 0.5x: {'PASS' if worst >= 0.5 else 'MISS'}) | of which phase waits "
+            f"{min(results[(name, size)]['waits'] for size in args.sizes):.2f}s "
+            f"(without them >= {min(results[(name, size)]['work_ratio'] for size in args.sizes):.2f}x)"
         )
+    poll = DEFAULT_POLL_INTERVAL
+    console.print(
+        f"waits: the protocol sleeps --settle ({args.settle}s) after publishing fence and cleanup, and whatever of "
+        f"the settle after dual the copy did not cover; they do not grow with the rows moved. A live deployment "
+        f"needs settle > poll interval ({poll}s) + the longest write (default settle 1.0s)"
+        + (f": --settle {args.settle} leaves writes no time at all, fine only here, where nobody else writes."
+           if args.settle <= poll else ".")
+    )  # fmt: skip
     console.print(
         "vs copy: plain copy time / rebalance time, end to end (plan, copy, verify by checksums on the servers or "
         "row by row, fence + catch-up + cut-over, delete from the source, phase waits); phases in seconds, best of."

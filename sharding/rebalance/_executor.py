@@ -81,6 +81,9 @@ class Summary:
     moves: list[MoveSummary] = field(default_factory=list)
     seconds: float = 0.0
     fence_seconds: float = 0.0
+    waited_seconds: float = 0.0
+    """Of ``seconds``, how long this run slept for phases to settle (the protocol's fixed
+    waits: fence and cleanup, and whatever of the ``dual`` settle the copy did not cover)."""
     error: str = ""
 
     @property
@@ -115,6 +118,8 @@ class Rebalancer:
         self._lock = threading.Lock()
         self._dual_since: dict[str, float] = {}
         """Rebalance id -> a monotonic instant by which ``dual`` was published (or later)."""
+        self._waited = 0.0
+        """Seconds slept for phases to settle since this run started."""
 
     # -- public ---------------------------------------------------------------------
     def start(self, plan: Plan) -> str:
@@ -138,6 +143,7 @@ class Rebalancer:
     def run(self, ident: str) -> Summary:
         """Run (or resume) a rebalance until it is done or aborted."""
         started = time.monotonic()
+        self._waited = 0.0
         fence_started: float | None = None
         fence_seconds = 0.0
         try:
@@ -164,6 +170,7 @@ class Rebalancer:
         summary = self.summary(ident)
         summary.seconds = time.monotonic() - started
         summary.fence_seconds = fence_seconds
+        summary.waited_seconds = self._waited
         return summary
 
     def abort(self, ident: str) -> Summary:
@@ -211,15 +218,24 @@ class Rebalancer:
         marker = (plan.store, shard, url)
         with self._lock:
             found = self._adapters.get(marker)
-            if found is None:
-                try:
-                    options: Mapping[str, Any] = self.toolkit.store_config(plan.store).options
-                except ConfigError:
-                    options = {}
-                found = adapter_class(scheme_of(url))(url, store=plan.store, shard=shard, options=options)
-                for schema in plan.schemas:  # idempotent; adapters also learn the table layout here
-                    found.ensure(schema, with_token=True)
-                self._adapters[marker] = found
+        if found is not None:
+            return found
+        # Connected and ensured outside the lock, so that shards open in parallel.
+        try:
+            options: Mapping[str, Any] = self.toolkit.store_config(plan.store).options
+        except ConfigError:
+            options = {}
+        made = adapter_class(scheme_of(url))(url, store=plan.store, shard=shard, options=options)
+        try:
+            for schema in plan.schemas:  # idempotent; adapters also learn the table layout here
+                made.ensure(schema, with_token=True)
+        except BaseException:
+            made.close()
+            raise
+        with self._lock:
+            found = self._adapters.setdefault(marker, made)
+        if found is not made:  # another thread made one meanwhile: keep theirs
+            made.close()
         return found
 
     def _movers(self, plan: Plan) -> list[tuple[PlannedMove, Mover]]:
@@ -268,7 +284,11 @@ class Rebalancer:
         return int(record.plan.get("moved_rows", 0))
 
     def _settle(self) -> None:
-        time.sleep(self.options.settle)
+        self._sleep(self.options.settle)
+
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+        self._waited += seconds
 
     # -- steps ----------------------------------------------------------------------
     def _step_planned(self, record: RebalanceRecord) -> str:
@@ -279,8 +299,10 @@ class Rebalancer:
                 f"store {plan.store!r} is at epoch {getattr(topology, 'epoch', None)}, not {plan.from_epoch} as "
                 "planned: plan again"
             )
-        for shard in plan.target_shards:  # tables on the new owners before anyone dual-writes to them
-            self._adapter(plan, shard)
+        shards = list(plan.target_shards)  # tables on the new owners before anyone dual-writes to them
+        with ThreadPoolExecutor(max_workers=max(1, min(len(shards), 8)), thread_name_prefix="ensure") as pool:
+            for _ in pool.map(lambda shard: self._adapter(plan, shard), shards):  # each waits on its server
+                pass
         self.journal.activate(plan.store, record.id, "dual", plan.from_epoch + 1)
         self._dual_since[record.id] = time.monotonic()
         return "dual"
@@ -297,7 +319,7 @@ class Rebalancer:
         since = self._dual_since.setdefault(record.id, time.monotonic())
         remaining = since + self.options.settle - time.monotonic()
         if remaining > 0:
-            time.sleep(remaining)
+            self._sleep(remaining)
 
     def _step_copy(self, record: RebalanceRecord) -> str:
         self._dual_since.setdefault(record.id, time.monotonic())  # resumed here: published before now

@@ -17,9 +17,10 @@ shards that gain), never by building a fresh table, which would re-home most key
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.base import Adapter, Filter
 from adapters.registry import adapter_class, redact_url, scheme_of
@@ -264,10 +265,22 @@ def _check_shards(store: str, current: Mapping[str, str], target: StoreConfig) -
             )
 
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _each(items: Sequence[_T], work: Callable[[_T], _R]) -> list[_R]:
+    """``work`` on every item at once (each mostly waits on its own server: connect,
+    ping, count), results in order; the first failure is raised."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), 8), thread_name_prefix="plan") as pool:
+        return list(pool.map(work, items))
+
+
 def _ping_new_shards(store: str, plan_shards: Mapping[str, str], current: Mapping[str, str], options: Any) -> None:
-    for name, url in plan_shards.items():
-        if name in current:
-            continue
+    def ping(name: str) -> None:
+        url = plan_shards[name]
         try:
             adapter = adapter_class(scheme_of(url))(url, store=store, shard=name, options=options)
         except ToolkitError as exc:
@@ -278,6 +291,8 @@ def _ping_new_shards(store: str, plan_shards: Mapping[str, str], current: Mappin
             raise _refuse(store, f"shards.{name}", f"{redact_url(url)} does not answer: {exc}") from None
         finally:
             adapter.close()
+
+    _each([name for name in plan_shards if name not in current], ping)
 
 
 def _schemas(toolkit: Toolkit, store: str, entities: Sequence[EntitySchema]) -> tuple[EntitySchema, ...]:
@@ -437,8 +452,8 @@ def _check_covered(
     one run of the application first)."""
     known = [schema.name for schema in schemas]
     counted: dict[str, Mapping[str, int]] = {}
-    for shard, adapter in adapters.items():
-        info = adapter.describe()
+    shards = list(adapters)
+    for shard, info in zip(shards, _each(shards, lambda shard: adapters[shard].describe()), strict=True):
         counted[shard] = info.tables
         if not info.reachable:
             raise _refuse(store, f"shards.{shard}", f"does not answer: {info.error}")
