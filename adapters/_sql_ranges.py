@@ -45,6 +45,7 @@ Private: import ``adapters.relational``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import typing
@@ -64,6 +65,7 @@ __all__ = ["RangeCapabilities"]
 
 _SQLITE_AGGREGATE: Final = "ps_range_checksum"
 _MODULUS: Final = 2**64
+_SQLITE_CACHE_KIB: Final = 64 * 1024
 
 
 class _SqliteChecksum:
@@ -94,6 +96,28 @@ class _SqliteChecksum:
     def finalize(self) -> str:
         self._flush()
         return self.hasher.hexdigest()  # text: SQLite integers are signed 64-bit
+
+
+@contextlib.contextmanager
+def _roomy_cache(dialect: str, driver_connection: Any) -> Iterator[None]:
+    """On SQLite, a page cache of ``_SQLITE_CACHE_KIB`` for one large write transaction.
+
+    A range delete or a stored-copy batch touches rows in key order but the token index
+    in hash order, i.e. nearly every page of a large table's token index. With SQLite's
+    default 2 MiB cache, dirty pages spill to the WAL in the middle of the transaction
+    and are written again when touched again (measured: deleting 20,000 rows from a
+    500,000-row shard 0.43 s, with room for the pages 0.16-0.23 s). The setting is the
+    connection's, so the previous one is restored before the pooled connection is reused.
+    """
+    if dialect != "sqlite":
+        yield
+        return
+    (previous,) = driver_connection.execute("PRAGMA cache_size").fetchone()
+    driver_connection.execute(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        driver_connection.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 class RangeCapabilities(SqlHost):
@@ -193,7 +217,11 @@ class RangeCapabilities(SqlHost):
         bounds = self._range_bounds(schema, tables, tokens, keys)
         key_columns = tables.key_columns
         if batch_size is None:  # one statement: every index page is rewritten once, not once per batch
-            with translate_errors(self.store, self.shard), self.engine.begin() as connection:
+            with (
+                translate_errors(self.store, self.shard),
+                self.engine.begin() as connection,
+                _roomy_cache(self.dialect, connection.connection.driver_connection),
+            ):
                 return int(connection.execute(tables.table.delete().where(*bounds)).rowcount)
         chosen = sa.select(*key_columns).where(*bounds).limit(batch_size)
         target = sa.tuple_(*key_columns) if len(key_columns) > 1 else key_columns[0]
@@ -287,7 +315,7 @@ class RangeCapabilities(SqlHost):
         if tables.with_token:  # recomputed from the decoded shard key, as every write does
             rows = self._with_tokens(schema, tables, names, rows)
         # A row that expired on the way is written as it is: invisible, like any expired row.
-        with self._raw(write=True) as cursor:
+        with self._raw(write=True) as cursor, _roomy_cache(self.dialect, cursor.connection):
             cursor.executemany(fast.sql, rows)
         return len(rows)
 

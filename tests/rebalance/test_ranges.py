@@ -156,6 +156,30 @@ def test_delete_range_deletes_the_span_and_nothing_else(layout: Layout) -> None:
         other.close()
 
 
+def test_sqlite_range_writes_give_the_page_cache_back(tmp_path: Path) -> None:
+    """The range delete and the stored copy raise SQLite's page cache for their one
+    transaction; the pooled connection returns with the cache it had."""
+    source, target = _pair(Layout(tmp_path), ITEM)
+    try:
+
+        def cache_size(adapter: RelationalAdapter) -> int:
+            with adapter.engine.connect() as connection:
+                return int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+        before = cache_size(target)
+        source.put_many(ITEM, [{**item(i), TOKEN_FIELD: token(i)} for i in range(100)])
+        for stored in source.scan_stored(ITEM, keys=KeyRange(0, 50), batch_size=20):
+            target.put_stored(ITEM, stored)
+        assert target.count(ITEM) == 50
+        assert cache_size(target) == before
+        assert target.delete_range(ITEM, keys=KeyRange(10, 40)) == 30
+        assert target.count(ITEM) == 20
+        assert cache_size(target) == before
+    finally:
+        source.close()
+        target.close()
+
+
 def test_delete_range_declines_a_shard_with_relationships(tmp_path: Path) -> None:
     adapter = RelationalAdapter(f"sqlite:///{tmp_path / 'g.db'}", store="ranges", shard="g")
     try:
