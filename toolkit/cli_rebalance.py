@@ -113,10 +113,15 @@ def summary_table(summary: Summary) -> Table:
         title=f"rebalance {summary.id[:12]} · store [bold]{summary.store}[/] · {summary.state}",
         title_justify="left",
     )
-    for name in ("#", "from", "to", "span", "copied", "verified", "repaired", "deleted", "checksum"):
+    # A move's checksum is kept only for single-entity stores: no column of blanks otherwise.
+    checksums = any(move.checksum for move in summary.moves)
+    names = ("#", "from", "to", "span", "copied", "verified", "repaired", "deleted") + (
+        ("checksum",) if checksums else ()
+    )
+    for name in names:
         table.add_column(name, justify="left" if name in ("from", "to", "span", "checksum") else "right")
     for move in summary.moves:
-        table.add_row(
+        cells = [
             str(move.index),
             move.source,
             move.target,
@@ -125,8 +130,8 @@ def summary_table(summary: Summary) -> Table:
             f"{move.rows:,}",
             f"{move.repaired:,}",
             f"{move.deleted:,}",
-            move.checksum[:12],
-        )
+        ]
+        table.add_row(*cells, *((move.checksum[:12],) if checksums else ()))
     caption = f"{summary.copied:,} copied · {summary.repaired:,} repaired · {summary.deleted:,} deleted from sources"
     if summary.seconds:
         caption += f" · {summary.seconds:.1f}s (writes of moving keys fenced {summary.fence_seconds:.2f}s)"
