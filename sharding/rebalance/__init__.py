@@ -37,14 +37,15 @@ fence per backend would remove it; that is future work.)
    does not own them under the current router, so copies are never seen twice.
 2. ``dual -> copy`` at once. Each unit's rows are read from the source by token range
    (hash), key range (range) or shard-key lookup (directory) and upserted into the
-   target in batches (between two SQLite shards as stored: ``Adapter.scan_stored``/
-   ``put_stored``, nothing decoded or re-encoded). The ``settle`` after publishing
-   ``dual`` runs alongside the copy and is awaited before the first compare (step 3,
+   target in batches (between two SQLite or two PostgreSQL shards whose tables match,
+   as stored: ``Adapter.scan_stored``/``put_stored``, nothing decoded or re-encoded;
+   on PostgreSQL a binary ``COPY`` feeds the target's upsert). The ``settle`` after
+   publishing ``dual`` runs alongside the copy and is awaited before the first compare (step 3,
    or the fence's own settle): the copy needs no guarantee (whatever it writes is
    compared later), the compare needs every write of a moving key to be dual and logged
    or already complete, which it is ``settle`` after the publish.
 3. ``verify`` (VDiff): per unit, first the servers compare (``Adapter.range_checksum``:
-   count and a sum of 64-bit row hashes over the span, computed where the rows are,
+   count and a 64-bit hash of the span's rows, computed where the rows are,
    both sides at the same instant; SQL on SQLite and PostgreSQL). Equal counts and
    checksums by the same method end the unit: nothing read, nothing to repair. Any
    difference, a side that cannot compute one, or a directory span, falls back to the
@@ -113,16 +114,27 @@ What moves with the rows:
   Cassandra and Neo4j (tests/rebalance/test_backends.py), and SQLite to PostgreSQL.
 
 Costs: while a rebalance is in ``dual``, every write of a moving key is written twice
-and logged once in the catalog. The copy reads the moving rows once (SQLite to SQLite
-as stored, at 2-3x a plain batched copy's speed; elsewhere about its speed); verify
-reads nothing when the servers' checksums agree; cleanup deletes each range in one
-statement; the protocol waits ``settle`` twice (fence, cleanup). bench/rebalance.py,
-20,000 rows moved, settle 0.1 s, 2-core shared machine: SQLite 0.47-0.73x a plain
-batched copy end to end (0.2 s of its ~0.7 s are the two waits), PostgreSQL
-0.48-0.61x; a 1,000,000-row store takes 1.03x (SQLite) and 0.60-0.73x (PostgreSQL) the time
-of a 100,000-row one. (Before the server-side verify, range delete and stored copy:
-0.11-0.21x and 0.35-0.38x.) Redis, MongoDB-wire, Cassandra and Neo4j take the row path
-(read, digest and delete row by row) and are not in the benchmark.
+and logged once in the catalog. The copy reads the moving rows once (between two
+SQLite or two PostgreSQL shards as stored, 2-4x a plain batched copy's speed; elsewhere
+about its speed); verify reads nothing when the servers' checksums agree; cleanup
+deletes each range in one statement. The protocol sleeps ``settle`` after publishing
+``fence`` and ``cleanup``, and whatever of the ``dual`` settle the copy did not cover
+(``Summary.waited_seconds``): a fixed cost, the same for any number of rows, and each
+wait is needed where it is. The ``dual`` settle already runs alongside the copy; the
+``fence`` settle must end before the catch-up reads the change log (a fenced write
+still in flight would be missed), and moving verify under the fence to overlap it
+would hold writers for the whole compare; the ``cleanup`` settle must end before the
+source rows go (a reader routed by epoch e may still read them), and the delete is
+the only work left. bench/rebalance.py, 20,000 rows moved, 2-core shared machine,
+settle 0.1 s (the poll interval: the least the protocol accepts, fine only without
+other writers): SQLite 0.52-0.91x a plain batched copy end to end (0.74-1.14x without
+the waits), PostgreSQL 1.18-1.29x (1.53-1.80x); with settle 0.2 s SQLite 0.35-0.45x,
+PostgreSQL 0.75-1.03x. A 1,000,000-row store takes 0.86-1.13x (SQLite; 1.55x in one
+run before the cleanup's page cache, the big shard's delete then 0.33-0.42 s) and
+1.06-1.31x (PostgreSQL) the time of a 100,000-row one. (Before PostgreSQL's stored copy, with
+settle 0.1 s: PostgreSQL 0.48-0.61x; before the server-side verify, range delete and
+stored copy: 0.11-0.21x and 0.35-0.38x.) Redis, MongoDB-wire, Cassandra and Neo4j take
+the row path (read, digest and delete row by row) and are not in the benchmark.
 
 Not moved: directory pins made with ``Directory.assign`` while a rebalance of the same
 store runs, and relationships changed during it (above).
