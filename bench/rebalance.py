@@ -8,7 +8,8 @@ holds N/2 rows of which only M move. It times:
 
 * ``rebalance``: plan + dual-write + copy + verify + fence + catch-up + cut-over +
   cleanup, end to end, with ``--settle`` seconds waited twice (the fence and the
-  cleanup; the settle after ``dual`` runs alongside the copy), and per phase: how verify
+  cleanup; the settle after ``dual`` runs alongside the copy, and what the copy does
+  not cover of it is waited too), and per phase: how verify
   ran ("server checksums" when every unit's checksums agreed on the servers, else
   "row by row") is shown beside it;
 * ``waits``: of the rebalance, the seconds it slept for phases to settle (the protocol's
