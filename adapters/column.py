@@ -438,6 +438,8 @@ class _Table:
     def key_params(self, key: Any) -> tuple[Any, ...]:
         """Bound values of ``WHERE`` over the primary key, in its column order."""
         names = self.schema.key
+        if len(names) == 1:  # one key field: it is the whole primary key
+            return (self.codecs[names[0]].to_db(key),)
         parts = dict(zip(names, key if len(names) > 1 else (key,), strict=True))
         return tuple(self.codecs[name].to_db(parts[name]) for name in self.key_columns)
 
@@ -494,6 +496,7 @@ class ColumnAdapter(ExpiringScan):
         )
         self._shared: _Shared | None = None
         self._tables: dict[str, _Table] = {}
+        self._names: dict[str, str] = {}
         self._lock = threading.Lock()
 
     # -- connection ------------------------------------------------------------------
@@ -523,9 +526,13 @@ class ColumnAdapter(ExpiringScan):
 
     # -- schema ----------------------------------------------------------------------
     def _table_name(self, schema: EntitySchema) -> str:
-        name = f"{self._prefix}{schema.name}".lower()
-        if not _NAME.match(name):
-            raise ConfigError(f"{self.store}: table name {name!r} is not a valid Cassandra name (at most 48)")
+        """The entity's table name, checked once per entity name (every call looks it up)."""
+        name = self._names.get(schema.name)
+        if name is None:
+            name = f"{self._prefix}{schema.name}".lower()
+            if not _NAME.match(name):
+                raise ConfigError(f"{self.store}: table name {name!r} is not a valid Cassandra name (at most 48)")
+            self._names[schema.name] = name
         return name
 
     def _ensure_keyspace(self) -> None:
@@ -687,7 +694,11 @@ class ColumnAdapter(ExpiringScan):
 
     def put(self, schema: EntitySchema, row: Row) -> None:
         table = self._table(schema)
-        self._execute(table.insert, self._values(table, row, None), key=schema.key_of(row))
+        values = self._values(table, row, None)
+        try:  # inline rather than translate_errors: the hot single write
+            self.session.execute(table.insert, values)
+        except _CAUGHT as exc:
+            raise translate(exc, self.store, self.shard, schema.key_of(row)) from exc
 
     def put_many(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
         table = self._table(schema)
@@ -740,7 +751,11 @@ class ColumnAdapter(ExpiringScan):
     # -- reads -----------------------------------------------------------------------
     def get(self, schema: EntitySchema, key: Any) -> Row | None:
         table = self._table(schema)
-        found = self._execute(table.get, table.key_params(key), key=key).one()
+        params = table.key_params(key)
+        try:  # inline rather than translate_errors: the hot read
+            found = self.session.execute(table.get, params).one()
+        except _CAUGHT as exc:
+            raise translate(exc, self.store, self.shard, key) from exc
         return None if found is None else table.decode(found, _now_micros())
 
     def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:

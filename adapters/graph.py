@@ -61,7 +61,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -290,6 +290,22 @@ class _Label:
     schema: EntitySchema
     name: str
     specs: Mapping[str, FieldSpec]
+    plan: tuple[tuple[str, str, Callable[[str, Any], Any], bool], ...] = field(init=False)
+    """(field, storage type, encoder, native) per field, for ``encode_row``: resolved once
+    per label, since a batch encodes every field of every row."""
+    upsert: str = field(init=False)
+    """The ``UNWIND ... MERGE`` of put and put_many (built once, not per call)."""
+    read: str = field(init=False)
+    """The ``MATCH`` of get."""
+
+    def __post_init__(self) -> None:
+        plan = tuple(
+            (spec.name, spec.type, _encode_key if spec.name in self.schema.key else _encode, spec.type != "json")
+            for spec in self.schema.fields
+        )
+        object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "upsert", f"UNWIND $rows AS row MERGE (n:{self.q} {self.key_map('row')}) SET n = row")
+        object.__setattr__(self, "read", f"MATCH (n:{self.q} {self.key_map('$key')}) RETURN properties(n) AS p")
 
     @property
     def q(self) -> str:
@@ -315,13 +331,24 @@ class _Label:
 
     def encode_row(self, row: Mapping[str, Any], with_token: bool) -> dict[str, Any]:
         props: dict[str, Any] = {}
-        for spec in self.schema.fields:
-            if spec.name not in row:
-                raise QueryError(f"row for {self.schema.name} lacks field {spec.name!r}")
-            encode = _encode_key if spec.name in self.key else _encode
-            value = encode(spec.type, row[spec.name])
+        for name, kind, encode, native in self.plan:
+            try:
+                value = row[name]
+            except KeyError:
+                raise QueryError(f"row for {self.schema.name} lacks field {name!r}") from None
+            if value is None:
+                continue
+            # What a validated entity mostly holds, and Neo4j stores as is (``_encode``
+            # returns these unchanged for every type but json): no call per field.
+            cls = type(value)
+            if native and (
+                cls is str or cls is float or cls is bool or (cls is int and _INT64[0] <= value <= _INT64[1])
+            ):
+                props[name] = value
+                continue
+            value = encode(kind, value)
             if value is not None:
-                props[spec.name] = value
+                props[name] = value
         if with_token and row.get(TOKEN_FIELD) is not None:
             props[TOKEN_FIELD] = int(row[TOKEN_FIELD])
         return props
@@ -441,6 +468,7 @@ class GraphAdapter(Adapter):
         self._server, auth, shard_prefix, self.database = _parse_url(url)
         self._prefix = namespace + shard_prefix
         self._with_token: dict[str, bool] = {}
+        self._labels: dict[str, _Label] = {}
         self._lock = threading.Lock()
         settings: dict[str, Any] = {
             "connection_timeout": float(self.options.get("connect_timeout", 10)),
@@ -460,10 +488,16 @@ class GraphAdapter(Adapter):
 
     # -- plumbing --------------------------------------------------------------------
     def _label(self, schema: EntitySchema) -> _Label:
+        """The entity's label, built once per declaration (every call needs it)."""
+        found = self._labels.get(schema.name)
+        if found is not None and found.schema is schema:
+            return found
         name = f"{self._prefix}{schema.name}"
         if not _IDENT.match(name):
             raise QueryError(f"label {name!r} is not a valid identifier")
-        return _Label(schema, name, {spec.name: spec for spec in schema.fields})
+        found = _Label(schema, name, {spec.name: spec for spec in schema.fields})
+        self._labels[schema.name] = found
+        return found
 
     def _read(self, work: Callable[[neo4j.ManagedTransaction], T], key: Any = None) -> T:
         with translate_errors(self.store, self.shard, key), self.driver.session(database=self.database) as session:
@@ -596,16 +630,15 @@ class GraphAdapter(Adapter):
         label = self._label(schema)
         with_token = self._with_token.get(label.name, True)
         # Last write wins within one batch, as with a sequence of puts.
-        unique = {schema.key_of(row): label.encode_row(row, with_token) for row in rows}
-        query = f"UNWIND $rows AS row MERGE (n:{label.q} {label.key_map('row')}) SET n = row"
+        key_of, encode = schema.key_of, label.encode_row
+        unique = {key_of(row): encode(row, with_token) for row in rows}
         key = next(iter(unique)) if len(unique) == 1 else None
-        self._records(query, {"rows": list(unique.values())}, write=True, key=key)
+        self._records(label.upsert, {"rows": list(unique.values())}, write=True, key=key)
         return len(unique)
 
     def get(self, schema: EntitySchema, key: Any) -> Row | None:
         label = self._label(schema)
-        query = f"MATCH (n:{label.q} {label.key_map('$key')}) RETURN properties(n) AS p"
-        found = self._records(query, {"key": label.key_params(key)}, key=key)
+        found = self._records(label.read, {"key": label.key_params(key)}, key=key)
         return label.decode(found[0]["p"]) if found else None
 
     def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:

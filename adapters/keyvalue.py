@@ -269,18 +269,31 @@ def _dec_json(raw: bytes) -> Any:
     return json.loads(raw.decode("utf-8", "surrogatepass"))
 
 
+# The encoders run once per field of every written row: the exact built-in type (what a
+# validated entity holds) takes a direct path, anything else (an enum, a subclass) the
+# general conversion.
+
+
 def _enc_str(value: Any) -> bytes:
     # surrogatepass: a Python str with a lone surrogate still round-trips exactly.
+    if type(value) is str:
+        return value.encode("utf-8", "surrogatepass")
     return str(value.value if isinstance(value, enum.Enum) else value).encode("utf-8", "surrogatepass")
 
 
+def _enc_int(value: Any) -> bytes:
+    if type(value) is int:
+        return b"%d" % value
+    return str(int(value.value if isinstance(value, enum.Enum) else value)).encode()
+
+
 def _enc_float(value: Any) -> bytes:
-    return repr(float(value)).encode()
+    return repr(value if type(value) is float else float(value)).encode()
 
 
 _ENCODE: Final[dict[str, Callable[[Any], bytes]]] = {
     "str": _enc_str,
-    "int": lambda value: str(int(value.value if isinstance(value, enum.Enum) else value)).encode(),
+    "int": _enc_int,
     "float": _enc_float,
     "bool": lambda value: b"1" if value else b"0",
     "bytes": bytes,
@@ -305,8 +318,12 @@ _DECODE: Final[dict[str, Callable[[bytes], Any]]] = {
 }
 
 
+_TOKEN_NAME: Final = TOKEN_FIELD.encode()
+"""The hash field of the row's token."""
+
+
 def _token_hex(token: int) -> bytes:
-    return f"{token + _BIAS:016x}".encode()
+    return b"%016x" % (token + _BIAS)
 
 
 def _token_from_hex(raw: bytes) -> int:
@@ -554,6 +571,20 @@ class _Layout:
     fields: tuple[FieldSpec, ...]
     names: tuple[bytes, ...]
     shard_types: tuple[str, ...]
+    encoders: tuple[tuple[str, bytes, Callable[[Any], bytes]], ...] = field(init=False)
+    """(field, hash field, encoder) per field: resolved once, not per row and field."""
+    decoders: tuple[tuple[bytes, str, Callable[[bytes], Any]], ...] = field(init=False)
+    """(hash field, field, decoder) per field, likewise (every read decodes with them)."""
+
+    def __post_init__(self) -> None:
+        encoders = tuple(
+            (spec.name, name, _ENCODE[spec.type]) for spec, name in zip(self.fields, self.names, strict=True)
+        )
+        decoders = tuple(
+            (name, spec.name, _DECODE[spec.type]) for spec, name in zip(self.fields, self.names, strict=True)
+        )
+        object.__setattr__(self, "encoders", encoders)
+        object.__setattr__(self, "decoders", decoders)
 
     def locate(self, key: Any) -> tuple[bytes, bytes, bytes]:
         """(row key, token index key, key hex) of a key."""
@@ -587,28 +618,29 @@ class _Layout:
     def encode(self, row: Row) -> tuple[list[bytes], bytes]:
         """Flat field/value pairs (nulls omitted) and the token hex of a row."""
         pairs: list[bytes] = []
-        for spec, name in zip(self.fields, self.names, strict=True):
+        for name, stored, encode in self.encoders:
             try:
-                value = row[spec.name]
+                value = row[name]
             except KeyError:
-                raise QueryError(f"row for {self.schema.name} lacks field {spec.name!r}") from None
+                raise QueryError(f"row for {self.schema.name} lacks field {name!r}") from None
             if value is not None:
-                pairs += (name, _ENCODE[spec.type](value))
+                pairs += (stored, encode(value))
         token = row.get(TOKEN_FIELD)
         if token is None:
             token = token_of(self.schema.shard_key_of(row))
         tokenhex = _token_hex(int(token))
-        pairs += (TOKEN_FIELD.encode(), tokenhex)
+        pairs += (_TOKEN_NAME, tokenhex)
         return pairs, tokenhex
 
     def decode(self, raw: Mapping[bytes, bytes]) -> Row:
-        row: Row = {}
-        for spec, name in zip(self.fields, self.names, strict=True):
-            value = raw.get(name)
-            row[spec.name] = None if value is None else _DECODE[spec.type](value)
-        token = raw.get(TOKEN_FIELD.encode())
-        if self.with_token and token is not None:
-            row[TOKEN_FIELD] = _token_from_hex(token)
+        row: Row = {
+            name: None if (value := raw.get(stored)) is None else decode(value)
+            for stored, name, decode in self.decoders
+        }
+        if self.with_token:
+            token = raw.get(_TOKEN_NAME)
+            if token is not None:
+                row[TOKEN_FIELD] = _token_from_hex(token)
         return row
 
     def decode_fields(self, specs: Sequence[FieldSpec], values: Sequence[bytes | None]) -> Row:
@@ -854,14 +886,16 @@ class KeyValueAdapter(ExpiringScan):
         keys, keyhex, suffix = layout.keys_of(layout.schema.key_of(row))
         pairs, tokenhex = layout.encode(row)
         ordered = layout.ordered_shard_key(row)
-        args = (keyhex, suffix, tokenhex, ordered, str(ttl_ms).encode(), *pairs, _KEY_FIELD, ordered)
+        args = (keyhex, suffix, tokenhex, ordered, b"%d" % ttl_ms, *pairs, _KEY_FIELD, ordered)
         return "put", keys, args
 
     def put(self, schema: EntitySchema, row: Row) -> None:
         layout = self._get_layout(schema)
         name, keys, args = self._put_call(layout, row, 0)
-        with translate_errors(self.store, self.shard, schema.key_of(row)):
+        try:
             self._script(name, keys, args)
+        except _CAUGHT as exc:  # inline, like get: the hot single write
+            raise _translate(exc, self.store, self.shard, schema.key_of(row)) from exc
 
     def put_many(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
         return self._put_rows(schema, rows, 0)
@@ -900,10 +934,14 @@ class KeyValueAdapter(ExpiringScan):
 
     # -- reads by key ----------------------------------------------------------------
     def get(self, schema: EntitySchema, key: Any) -> Row | None:
+        # The hot read: one HGETALL. Errors are translated inline, not through the
+        # translate_errors context manager (a generator per call).
         layout = self._get_layout(schema)
-        row_key, _, _ = layout.locate(key)
-        with translate_errors(self.store, self.shard, key):
+        row_key = layout.locate(key)[0]
+        try:
             raw = cast(dict[bytes, bytes], self.client.hgetall(row_key))
+        except _CAUGHT as exc:
+            raise _translate(exc, self.store, self.shard, key) from exc
         return layout.decode(raw) if raw else None
 
     def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
