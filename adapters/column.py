@@ -430,6 +430,9 @@ class _Table:
     exists: PreparedStatement
     delete: PreparedStatement
     cache: OrderedDict[str, PreparedStatement] = field(default_factory=OrderedDict)
+    writers: tuple[tuple[str, Callable[[Any], Any] | None], ...] = ()
+    """(field, conversion or None when stored as is) in INSERT order: every write row
+    goes through it, so the codecs are looked up once per table, not per field."""
 
     @property
     def key_columns(self) -> tuple[str, ...]:
@@ -620,6 +623,9 @@ class ColumnAdapter(ExpiringScan):
             get=prepare(f"SELECT {_cols(stored)} FROM {qualified} WHERE {where}"),
             exists=prepare(f"SELECT {_q(EXPIRES_FIELD)} FROM {qualified} WHERE {where}"),
             delete=prepare(f"DELETE FROM {qualified} WHERE {where}"),
+            writers=tuple(
+                (name, None if codecs[name].to_db is _same else codecs[name].to_db) for name in schema.field_names
+            ),
         )
 
     def _table(self, schema: EntitySchema) -> _Table:
@@ -683,7 +689,7 @@ class ColumnAdapter(ExpiringScan):
     def _values(self, table: _Table, row: Row, expires: int | None) -> list[Any]:
         schema = table.schema
         try:
-            values = [table.codecs[name].to_db(row[name]) for name in schema.field_names]
+            values = [row[name] if to_db is None else to_db(row[name]) for name, to_db in table.writers]
             if table.with_token:
                 values.append(row[TOKEN_FIELD])
         except KeyError as exc:

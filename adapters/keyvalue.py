@@ -633,12 +633,13 @@ class _Layout:
         return pairs, tokenhex
 
     def decode(self, raw: Mapping[bytes, bytes]) -> Row:
-        row: Row = {
-            name: None if (value := raw.get(stored)) is None else decode(value)
-            for stored, name, decode in self.decoders
-        }
+        row: Row = {}
+        found = raw.get
+        for stored, name, decode in self.decoders:
+            value = found(stored)
+            row[name] = None if value is None else decode(value)
         if self.with_token:
-            token = raw.get(_TOKEN_NAME)
+            token = found(_TOKEN_NAME)
             if token is not None:
                 row[TOKEN_FIELD] = _token_from_hex(token)
         return row
