@@ -124,21 +124,10 @@ class Redis(Layout):
     kind = "keyvalue"
 
     def connect(self) -> None:
-        from tests.contract.backends.redis import redis_urls
+        from tests.contract.backends.redis import redis_urls, require_redis
 
         self.urls = redis_urls()
-
-        def probe() -> None:
-            import redis
-
-            for url in self.urls:
-                client = redis.Redis.from_url(url, socket_connect_timeout=3)
-                try:
-                    client.ping()
-                finally:
-                    client.close()
-
-        require("redis", probe)
+        require_redis(self.urls)
 
     def url(self, shard: str) -> str:
         index = int(shard.lstrip("abcdefghijklmnopqrstuvwxyz") or 0)

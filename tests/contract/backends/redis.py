@@ -23,6 +23,20 @@ def redis_urls() -> list[str]:
     return endpoint("redis")
 
 
+def require_redis(urls: list[str]) -> None:
+    """Every standalone instance answers PING, or the test fails naming the server."""
+
+    def probe() -> None:
+        for url in urls:
+            client = redis.Redis.from_url(url, socket_connect_timeout=3)
+            try:
+                client.ping()
+            finally:
+                client.close()
+
+    require("redis", probe)
+
+
 def redis_cluster_url() -> str:
     """A ``redis-cluster://`` URL naming every node of the stack's cluster."""
     hosts = ",".join(url.split("://", 1)[-1].rstrip("/") for url in endpoint("redis-cluster"))
@@ -37,16 +51,7 @@ class RedisBackend(ContractBackend):
 
     def connect(self) -> None:
         self.urls = redis_urls()
-
-        def probe() -> None:
-            for url in self.urls:
-                client = redis.Redis.from_url(url, socket_connect_timeout=3)
-                try:
-                    client.ping()
-                finally:
-                    client.close()
-
-        require("redis", probe)
+        require_redis(self.urls)
 
     def shard_url(self, index: int) -> str:
         """Shards 0 and 1 on the two instances; further shards in database 1, 2... of them."""
