@@ -46,17 +46,10 @@ class Postgres(Layout):
     name = "postgres"
 
     def connect(self) -> None:
+        from tests.contract.backends.postgres import require_postgres
+
         _, self.urls = postgres_urls()
-
-        def probe() -> None:
-            engine = sa.create_engine(self.urls[0].replace("postgresql://", "postgresql+psycopg://"))
-            try:
-                with engine.connect() as connection:
-                    connection.execute(sa.text("SELECT 1"))
-            finally:
-                engine.dispose()
-
-        require("postgres", probe)
+        require_postgres(self.urls)
         self.made: list[tuple[str, str]] = []
 
     def url(self, shard: str) -> str:
@@ -82,21 +75,11 @@ class Mongo(Layout):
     kind = "document"
 
     def connect(self) -> None:
-        from tests.contract.backends.mongo import _with_database, mongo_urls
+        from tests.contract.backends.mongo import _with_database, mongo_urls, require_mongo
 
         self.urls = mongo_urls()
         self._with_database = _with_database
-
-        def probe() -> None:
-            import pymongo
-
-            client: Any = pymongo.MongoClient(self.urls[0], serverSelectionTimeoutMS=3000)
-            try:
-                client.admin.command("ping")
-            finally:
-                client.close()
-
-        require("mongo", probe)
+        require_mongo(self.urls)
 
     def url(self, shard: str) -> str:
         return self._with_database(self.urls[0], f"polystore_{shard}")
@@ -213,21 +196,10 @@ class Neo4j(Layout):
     kind = "graph"
 
     def connect(self) -> None:
-        import neo4j
-
-        from tests.contract.backends.neo4j import neo4j_urls
+        from tests.contract.backends.neo4j import neo4j_urls, require_neo4j
 
         self.urls = neo4j_urls()
-
-        def probe() -> None:
-            for url in dict.fromkeys(self.urls):
-                driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=5)
-                try:
-                    driver.verify_connectivity()
-                finally:
-                    driver.close()
-
-        require("neo4j", probe)
+        require_neo4j(self.urls)
 
     def url(self, shard: str) -> str:
         index = int(shard.lstrip("abcdefghijklmnopqrstuvwxyz") or 0)

@@ -30,6 +30,21 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
+def require_mongo(urls: list[str]) -> None:
+    """The server answers ping, or the test fails naming it."""
+
+    def probe() -> None:
+        import pymongo
+
+        client: Any = pymongo.MongoClient(urls[0], serverSelectionTimeoutMS=3000)
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+
+    require("mongo", probe)
+
+
 class MongoBackend(ContractBackend):
     name = "mongo"
     scheme = "mongodb"
@@ -38,17 +53,7 @@ class MongoBackend(ContractBackend):
 
     def connect(self) -> None:
         self.urls = mongo_urls()
-
-        def probe() -> None:
-            import pymongo
-
-            client: Any = pymongo.MongoClient(self.urls[0], serverSelectionTimeoutMS=3000)
-            try:
-                client.admin.command("ping")
-            finally:
-                client.close()
-
-        require("mongo", probe)
+        require_mongo(self.urls)
 
     def shard_url(self, index: int) -> str:
         if index < len(self.urls):

@@ -62,6 +62,20 @@ def sweep(url: str, prefix: str, *, schema: bool = True) -> None:
         driver.close()
 
 
+def require_neo4j(urls: list[str]) -> None:
+    """Every server verifies connectivity, or the test fails naming it."""
+
+    def probe() -> None:
+        for url in dict.fromkeys(urls):
+            driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=5)
+            try:
+                driver.verify_connectivity()
+            finally:
+                driver.close()
+
+    require("neo4j", probe)
+
+
 class Neo4jBackend(ContractBackend):
     name = "neo4j"
     scheme = "bolt"
@@ -74,16 +88,7 @@ class Neo4jBackend(ContractBackend):
 
     def connect(self) -> None:
         self.urls = neo4j_urls()
-
-        def probe() -> None:
-            for url in dict.fromkeys(self.urls):
-                driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=5)
-                try:
-                    driver.verify_connectivity()
-                finally:
-                    driver.close()
-
-        require("neo4j", probe)
+        require_neo4j(self.urls)
 
     def shard_url(self, index: int) -> str:
         """Servers are reused round-robin; every shard gets its own label prefix."""

@@ -11,6 +11,20 @@ from tests.servers import postgres_urls, require
 from toolkit import Toolkit
 
 
+def require_postgres(urls: list[str]) -> None:
+    """The first shard database answers SELECT 1, or the test fails naming the server."""
+
+    def probe() -> None:
+        engine = sa.create_engine(urls[0].replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        finally:
+            engine.dispose()
+
+    require("postgres", probe)
+
+
 class PostgresBackend(ContractBackend):
     name = "postgres"
     scheme = "postgresql"
@@ -18,16 +32,7 @@ class PostgresBackend(ContractBackend):
 
     def connect(self) -> None:
         _, self.urls = postgres_urls()
-
-        def probe() -> None:
-            engine = sa.create_engine(self.urls[0].replace("postgresql://", "postgresql+psycopg://"))
-            try:
-                with engine.connect() as connection:
-                    connection.execute(sa.text("SELECT 1"))
-            finally:
-                engine.dispose()
-
-        require("postgres", probe)
+        require_postgres(self.urls)
 
     def shard_url(self, index: int) -> str:
         """Databases are reused round-robin; every shard gets its own schema."""
