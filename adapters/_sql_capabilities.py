@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from adapters._sql_core import EXPIRES_FIELD, NOW, Compiled, SqlHost, TableSet, translate_errors
 from adapters._sql_json import JsonChanges
 from adapters.base import Row
+from sharding.core.errors import NotFoundError, QueryError
+from sharding.core.model import EntitySchema, FieldSpec
 from sharding.keys import encode_key
-from toolkit.errors import NotFoundError, QueryError
-from toolkit.model import EntitySchema, FieldSpec
 
 __all__ = ["RowCapabilities"]
 

@@ -29,8 +29,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from adapters.base import Row
-from toolkit.errors import DuplicateKeyError, StoreError, StoreTimeout, StoreUnavailable, UnsupportedCapability
-from toolkit.model import EntitySchema
+from sharding.core.errors import DuplicateKeyError, StoreError, StoreTimeout, StoreUnavailable, UnsupportedCapability
+from sharding.core.model import EntitySchema
 
 if TYPE_CHECKING:
     from adapters._sql_graph import EdgeTable

@@ -34,9 +34,9 @@ from sqlalchemy.engine import Connection
 from adapters._sql_core import Compiled, SqlHost, translate_errors
 from adapters._sql_json import jsonable
 from adapters.base import Direction, Neighbor, Relationship, Row
+from sharding.core.errors import NotFoundError, QueryError
+from sharding.core.model import EntitySchema
 from sharding.keys import decode_key, encode_key
-from toolkit.errors import NotFoundError, QueryError
-from toolkit.model import EntitySchema
 
 __all__ = ["EdgeTable", "GraphCapability"]
 

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from pydantic_core import to_jsonable_python
 from sqlalchemy.dialects import postgresql as pg_dialect
 
-from toolkit.errors import QueryError
+from sharding.core.errors import QueryError
 
 __all__ = ["JsonChanges", "json_filter", "jsonable"]
 

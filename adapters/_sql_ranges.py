@@ -57,9 +57,9 @@ import sqlalchemy as sa
 from adapters._sql_core import SqlHost, TableSet, translate_errors
 from adapters.base import TOKEN_FIELD, RangeChecksum
 from sharding.base import KeyRange, TokenRange
+from sharding.core.errors import QueryError
+from sharding.core.model import EntitySchema
 from sharding.keys import MAX_TOKEN, token
-from toolkit.errors import QueryError
-from toolkit.model import EntitySchema
 
 __all__ = ["RangeCapabilities"]
 

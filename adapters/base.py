@@ -24,17 +24,21 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias
 
+from adapters._options import AdapterOptions, parse_options
 from sharding.base import KeyRange, TokenRange
-from toolkit.errors import QueryError, UnsupportedCapability
+from sharding.core.errors import QueryError, UnsupportedCapability
 
 if TYPE_CHECKING:
-    from toolkit.model import EntitySchema
+    from sharding.core.model import EntitySchema
 
 __all__ = [
+    "CONTRACT",
     "EXPIRES_FIELD",
     "OPERATORS",
     "TOKEN_FIELD",
     "Adapter",
+    "AdapterOptions",
+    "Call",
     "Capability",
     "Direction",
     "ExpiringScan",
@@ -47,6 +51,7 @@ __all__ = [
     "Relationship",
     "Row",
     "ShardInfo",
+    "parse_options",
     "resolve_path",
     "sort_key",
 ]
@@ -107,6 +112,11 @@ class Capability(enum.Flag):
     """Increment a numeric field atomically on the server."""
     PARTIAL_UPDATE = enum.auto()
     """Set some fields (or dotted paths inside JSON fields) without rewriting the row."""
+    APPLY_ONCE = enum.auto()
+    """An increment tied to a marker, applied at most once and exactly once where the
+    marker commits with the increment (``increment_once``): what a saga step repeats."""
+    SCRIPTS = enum.auto()
+    """Run a server-side script atomically (``run_script``): Redis Lua."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,12 +265,16 @@ class Adapter(ABC):
     """
 
     capabilities: ClassVar[Capability] = Capability.NONE
+    Options: ClassVar[type[AdapterOptions]] = AdapterOptions
+    """The typed options of this adapter (``[stores.NAME.options]``); see ``adapters._options``."""
 
-    def __init__(self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None
+    ) -> None:
         self.url = url
         self.store = store
         self.shard = shard
-        self.options: Mapping[str, Any] = dict(options or {})
+        self.options: AdapterOptions = parse_options(type(self).Options, options, store=store, shard=shard)
 
     # -- lifecycle -------------------------------------------------------------------
     @abstractmethod
@@ -597,6 +611,31 @@ class Adapter(ABC):
         self.require(Capability.GRAPH)
         raise NotImplementedError
 
+    def increment_once(
+        self, schema: EntitySchema, key: Any, field: str, amount: int | float, *, marker: str, undo: bool = False
+    ) -> int | float | None:
+        """APPLY_ONCE: ``increment`` tied to ``marker``, exactly once.
+
+        The marker (a saga id and step) is stored by the backend atomically with the
+        increment, so repeating the call does nothing. With ``undo``: reverse the
+        increment if the marker says it was applied, or leave a tombstone so that an
+        increment arriving later (a zombie retry) does nothing. Returns the field's value
+        after the call (None if the row is gone on undo). Raises NotFoundError if the row
+        does not exist on ``do``. Backends without it leave sagas to the log's
+        check-then-act (at most once).
+        """
+        self.require(Capability.APPLY_ONCE)
+        raise NotImplementedError
+
+    def run_script(self, script: str, keys: Sequence[bytes | str], args: Sequence[Any]) -> Any:
+        """SCRIPTS: run ``script`` on the server atomically with ``keys`` and ``args``.
+
+        Keys are the adapter's own stored keys (see ``stored_key``); the caller owns the
+        script's meaning. What server-side fences and conditional writes build on.
+        """
+        self.require(Capability.SCRIPTS)
+        raise NotImplementedError
+
     def require(self, capability: Capability) -> None:
         """Raise ``UnsupportedCapability`` unless this adapter declares ``capability``."""
         if capability not in self.capabilities:
@@ -608,6 +647,68 @@ class Adapter(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.store}/{self.shard}>"
+
+
+class Call(enum.Enum):
+    """How the resilience guard runs one contract method (see ``CONTRACT``)."""
+
+    IDEMPOTENT = "idempotent"
+    """Guarded, and retried on a retryable error: repeating it changes nothing."""
+    ONCE = "once"
+    """Guarded, retried only inside ``retry_safe`` (the caller vouches for it)."""
+    STREAM = "stream"
+    """Returns an iterator: each batch it fetches is guarded on its own, never retried."""
+    DIRECT = "direct"
+    """Not guarded: status reports must see a down shard as down, and closing and
+    capability checks must always work."""
+
+
+CONTRACT: Final[Mapping[str, Call]] = {
+    # lifecycle
+    "ensure": Call.IDEMPOTENT,
+    "ping": Call.IDEMPOTENT,
+    "describe": Call.DIRECT,
+    "drop": Call.IDEMPOTENT,
+    "close": Call.DIRECT,
+    "require": Call.DIRECT,
+    # the core
+    "put": Call.IDEMPOTENT,
+    "put_many": Call.IDEMPOTENT,
+    "get": Call.IDEMPOTENT,
+    "get_many": Call.IDEMPOTENT,
+    "delete": Call.IDEMPOTENT,
+    "delete_many": Call.IDEMPOTENT,
+    "find": Call.IDEMPOTENT,
+    "count": Call.IDEMPOTENT,
+    "scan": Call.STREAM,
+    # moving rows: rebalance
+    "scan_expiring": Call.STREAM,
+    "get_many_expiring": Call.IDEMPOTENT,
+    "put_expiring": Call.IDEMPOTENT,
+    "range_checksum": Call.IDEMPOTENT,
+    "delete_range": Call.IDEMPOTENT,
+    "stored_layout": Call.DIRECT,
+    "scan_stored": Call.STREAM,
+    "put_stored": Call.IDEMPOTENT,
+    "may_have_edges": Call.DIRECT,
+    "edges_of": Call.IDEMPOTENT,
+    # capabilities
+    "put_ttl": Call.IDEMPOTENT,
+    "ttl": Call.IDEMPOTENT,
+    "increment": Call.ONCE,
+    "increment_once": Call.IDEMPOTENT,
+    "run_script": Call.ONCE,
+    "update": Call.IDEMPOTENT,
+    "partition": Call.IDEMPOTENT,
+    "relate": Call.IDEMPOTENT,
+    "unrelate": Call.IDEMPOTENT,
+    "neighbors": Call.IDEMPOTENT,
+    "traverse": Call.IDEMPOTENT,
+    "shortest_path": Call.IDEMPOTENT,
+}
+"""Every public method of ``Adapter``, and how the guard runs it. The contract *is* this
+table: the guard wraps exactly these names, and a test checks that ``Adapter`` has no
+public method outside it. Code above the adapters calls nothing else on an adapter."""
 
 
 class ExpiringScan(Adapter):

@@ -100,8 +100,8 @@ from adapters import base
 from adapters.base import TOKEN_FIELD, Capability, ExpiringScan, Filter, Query, Row, ShardInfo, sort_key
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
-from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
-from toolkit.model import EntitySchema, FieldSpec
+from sharding.core.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
+from sharding.core.model import EntitySchema, FieldSpec
 
 __all__ = ["DRIVER_ERRORS", "ColumnAdapter", "parse_url", "translate_errors"]
 

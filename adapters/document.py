@@ -90,7 +90,7 @@ from pymongo.database import Database
 from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Order, Query, Row, ShardInfo
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
-from toolkit.errors import (
+from sharding.core.errors import (
     ConfigError,
     DuplicateKeyError,
     NotFoundError,
@@ -99,7 +99,7 @@ from toolkit.errors import (
     StoreTimeout,
     StoreUnavailable,
 )
-from toolkit.model import EntitySchema, ScalarType
+from sharding.core.model import EntitySchema, ScalarType
 
 __all__ = [
     "ARRAY_WRAPPER",

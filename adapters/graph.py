@@ -85,7 +85,7 @@ from adapters.base import (
 )
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
-from toolkit.errors import (
+from sharding.core.errors import (
     ConfigError,
     DuplicateKeyError,
     NotFoundError,
@@ -94,7 +94,7 @@ from toolkit.errors import (
     StoreTimeout,
     StoreUnavailable,
 )
-from toolkit.model import EntitySchema, FieldSpec
+from sharding.core.model import EntitySchema, FieldSpec
 
 __all__ = ["ERROR_MAP", "GraphAdapter", "translate_errors"]
 

@@ -104,9 +104,7 @@ from adapters.base import (
 )
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
-from sharding.keys import encode_key
-from sharding.keys import token as token_of
-from toolkit.errors import (
+from sharding.core.errors import (
     ConfigError,
     NotFoundError,
     QueryError,
@@ -114,7 +112,9 @@ from toolkit.errors import (
     StoreTimeout,
     StoreUnavailable,
 )
-from toolkit.model import EntitySchema, FieldSpec
+from sharding.core.model import EntitySchema, FieldSpec
+from sharding.keys import encode_key
+from sharding.keys import token as token_of
 
 __all__ = ["ERROR_MAP", "KeyValueAdapter", "parse_url", "translate_errors"]
 

@@ -15,7 +15,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Final
 
-from toolkit.errors import ConfigError, DriverMissingError
+from sharding.core.errors import ConfigError, DriverMissingError
 
 if TYPE_CHECKING:
     from adapters.base import Adapter

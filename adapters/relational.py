@@ -69,12 +69,12 @@ from adapters._sql_core import DRIVER_ERRORS, EXPIRES_FIELD, NOW, Compiled, Tabl
 from adapters._sql_graph import EdgeTable, GraphCapability
 from adapters._sql_json import json_filter
 from adapters._sql_ranges import RangeCapabilities
-from adapters.base import TOKEN_FIELD, Capability, ExpiringScan, Filter, Query, Row, ShardInfo
+from adapters.base import TOKEN_FIELD, AdapterOptions, Capability, ExpiringScan, Filter, Query, Row, ShardInfo
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
+from sharding.core.errors import ConfigError, QueryError, StoreError, UnsupportedCapability
+from sharding.core.model import EntitySchema, FieldSpec
 from sharding.keys import MAX_TOKEN, encode_key
-from toolkit.errors import ConfigError, QueryError, StoreError, UnsupportedCapability
-from toolkit.model import EntitySchema, FieldSpec
 
 __all__ = ["DRIVER_ERRORS", "EXPIRES_FIELD", "RelationalAdapter", "translate_errors"]
 
@@ -159,6 +159,17 @@ def _column_type(spec: FieldSpec, *, keyish: bool) -> sa.types.TypeEngine[Any]:
     return types[spec.type]
 
 
+class RelationalOptions(AdapterOptions):
+    """``[stores.NAME.options]`` of a SQL store."""
+
+    pool_size: int | None = None
+    """Connections kept per shard (PostgreSQL/MySQL; SQLAlchemy's default when unset)."""
+    busy_timeout: float = 30
+    """SQLite: seconds a writer waits for another connection's lock."""
+    connect_timeout: int = 10
+    """PostgreSQL: seconds to wait for a connection."""
+
+
 class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, ExpiringScan):
     """One shard in one SQL database. See the module docstring."""
 
@@ -172,10 +183,15 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Exp
         | Capability.GRAPH
     )
 
-    def __init__(self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | None = None) -> None:
+    Options: ClassVar[type[AdapterOptions]] = RelationalOptions
+    options: RelationalOptions
+
+    def __init__(
+        self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None
+    ) -> None:
         super().__init__(url, store=store, shard=shard, options=options)
         # ``namespace``: a prefix for every table, so several apps (or tests) share a database.
-        self._prefix = str(self.options.get("namespace", ""))
+        self._prefix = self.options.namespace
         self.engine = self._create_engine()
         self.dialect = self.engine.dialect.name
         self._metadata = sa.MetaData()
@@ -193,17 +209,13 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Exp
         if self.schema is not None and (url.startswith("sqlite") or not _SCHEMA_NAME.match(self.schema)):
             raise ConfigError(f"{redact_url(self.url)}: schema= is for PostgreSQL/MySQL and must be a plain name")
         kwargs: dict[str, Any] = {}
-        pool_size = self.options.get("pool_size")
+        options = self.options
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {
-                "check_same_thread": False,
-                "timeout": float(self.options.get("busy_timeout", 30)),
-            }
-        elif pool_size is not None:
-            kwargs["pool_size"] = int(pool_size)
-        connect_timeout = self.options.get("connect_timeout", 10)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": options.busy_timeout}
+        elif options.pool_size is not None:
+            kwargs["pool_size"] = options.pool_size
         if url.startswith("postgresql"):
-            kwargs["connect_args"] = {"connect_timeout": int(connect_timeout)}
+            kwargs["connect_args"] = {"connect_timeout": options.connect_timeout}
         with translate_errors(self.store, self.shard):
             engine = sa.create_engine(url, **kwargs)
         if engine.dialect.name == "sqlite":

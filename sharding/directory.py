@@ -13,14 +13,15 @@ shard), so a directory router is total like every other router.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from sharding.base import DirectoryKeys, KeyConstraint, Move, Router, ShardId
+from sharding.core.errors import TopologyError
 from sharding.hashring import HashRouter
 from sharding.keys import decode_key, encode_key
-from toolkit.errors import TopologyError
+from sharding.range import RangeRouter
 
 __all__ = ["DirectoryRouter"]
 
@@ -180,15 +181,21 @@ class DirectoryRouter:
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], entries: Mapping[bytes, str] | None = None) -> DirectoryRouter:
         """Rebuild from ``to_spec()`` output plus the entries loaded from the catalog."""
-        from sharding import router_from_spec  # the dispatcher imports this module
-
         if spec.get("type") != "directory":
             raise TopologyError(f"type: expected 'directory', not {spec.get('type')!r}")
         fallback_spec = spec.get("fallback")
         if not isinstance(fallback_spec, Mapping):
             raise TopologyError(f"fallback: expected a router spec, not {fallback_spec!r}")
         try:
-            fallback = router_from_spec(fallback_spec)
+            builders: dict[Any, Callable[[Mapping[str, Any]], Router]] = {
+                "hash": HashRouter.from_spec,
+                "range": RangeRouter.from_spec,
+                "directory": cls.from_spec,
+            }
+            build = builders.get(fallback_spec.get("type"))
+            if build is None:
+                raise TopologyError(f"type: expected one of hash, range, directory, not {fallback_spec.get('type')!r}")
+            fallback = build(fallback_spec)
         except TopologyError as exc:
             raise TopologyError(f"fallback.{exc}") from exc
         return cls(entries or {}, fallback, spec.get("shards"))

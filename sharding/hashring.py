@@ -27,8 +27,8 @@ from typing import Any, Final
 import mmh3
 
 from sharding.base import KeyConstraint, Move, Router, ShardId, TokenRange
+from sharding.core.errors import RoutingError, TopologyError
 from sharding.keys import MAX_TOKEN, MIN_TOKEN, encode_key
-from toolkit.errors import RoutingError, TopologyError
 
 __all__ = ["DEFAULT_SLOTS", "MAX_SLOTS", "HashRouter"]
 

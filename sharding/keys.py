@@ -21,6 +21,8 @@ from typing import Final, TypeAlias
 
 import mmh3
 
+from sharding.core.errors import InvalidKeyError
+
 __all__ = [
     "MAX_TOKEN",
     "MIN_TOKEN",
@@ -278,9 +280,3 @@ def key_from_json(value: object) -> KeyValue:
         f"{value!r} is not a key: expected str, int, a date, a list, or one of "
         f"{{{', '.join(repr(tag) + ': ...' for tag in _JSON_TAGS)}}}"
     )
-
-
-# Imported last on purpose: importing ``toolkit.errors`` runs ``toolkit/__init__``, which
-# imports modules that import this one. By now every name here is defined, so that
-# re-entrant import finds a usable (if unfinished) module instead of failing.
-from toolkit.errors import InvalidKeyError  # noqa: E402

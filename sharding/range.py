@@ -28,8 +28,8 @@ from itertools import pairwise
 from typing import Any, TypeAlias
 
 from sharding.base import KeyConstraint, KeyRange, Move, Router, ShardId
+from sharding.core.errors import InvalidKeyError, RoutingError, TopologyError
 from sharding.keys import key_from_json, key_to_json
-from toolkit.errors import InvalidKeyError, RoutingError, TopologyError
 
 __all__ = ["RangeRouter"]
 

@@ -14,9 +14,7 @@ with Toolkit() as toolkit:            # ./polystore.toml, or SQLite files under 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+from toolkit.config import Config, load_config
 from toolkit.errors import (
     BulkheadFull,
     CatalogError,
@@ -38,35 +36,9 @@ from toolkit.errors import (
     TopologyError,
     UnsupportedCapability,
 )
-
-if TYPE_CHECKING:
-    from toolkit.config import Config, load_config
-    from toolkit.facade import Directory, Toolkit
-    from toolkit.model import Entity, EntitySchema, EntityValidationError
-    from toolkit.repository import Repository
-
-# Imported on first use: adapters import toolkit.errors and toolkit.model, and the
-# repository imports adapters, so an eager import here would be circular.
-_LAZY = {
-    "Config": "toolkit.config",
-    "load_config": "toolkit.config",
-    "Directory": "toolkit.facade",
-    "Toolkit": "toolkit.facade",
-    "Entity": "toolkit.model",
-    "EntitySchema": "toolkit.model",
-    "EntityValidationError": "toolkit.model",
-    "Repository": "toolkit.repository",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+from toolkit.facade import Directory, Toolkit
+from toolkit.model import Entity, EntitySchema, EntityValidationError
+from toolkit.repository import Repository
 
 __all__ = [
     "BulkheadFull",

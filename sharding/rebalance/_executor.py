@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Final
 from adapters.base import Adapter, Capability, RangeChecksum
 from adapters.registry import adapter_class, scheme_of
 from sharding.base import DirectoryKeys, ShardId
+from sharding.core.errors import ConfigError, TopologyError
+from sharding.core.model import EntitySchema
 from sharding.keys import decode_key, encode_key, key_from_json
 from sharding.rebalance._journal import Journal, RebalanceRecord, UnitRecord
 from sharding.rebalance._plan import Plan, PlannedMove, span_text
 from sharding.rebalance._progress import Progress, ProgressEvent, quiet
 from sharding.rebalance._rows import Mover, row_digest
-from toolkit.errors import ConfigError, TopologyError
-from toolkit.model import EntitySchema
 
 if TYPE_CHECKING:
     from toolkit.facade import Toolkit

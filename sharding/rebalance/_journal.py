@@ -34,9 +34,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from sharding.core.errors import CatalogError, TopologyError
+from sharding.core.model import EntitySchema, FieldSpec
 from toolkit.catalog import Catalog, store_table
-from toolkit.errors import CatalogError, TopologyError
-from toolkit.model import EntitySchema, FieldSpec
 
 __all__ = [
     "ACTIVE_PHASES",

@@ -26,11 +26,11 @@ from adapters.base import Adapter, Filter
 from adapters.registry import adapter_class, redact_url, scheme_of
 from sharding import router_from_config, router_from_spec
 from sharding.base import DirectoryKeys, KeyRange, Move, Router, ShardId, Span, TokenRange
+from sharding.core.errors import ConfigError, ToolkitError, TopologyError
+from sharding.core.model import EntitySchema
 from sharding.keys import encode_key, key_from_json, key_to_json
 from sharding.rebalance._journal import Journal, schema_from_json, schema_to_json
 from toolkit.config import Config, StoreConfig
-from toolkit.errors import ConfigError, ToolkitError, TopologyError
-from toolkit.model import EntitySchema
 
 if TYPE_CHECKING:
     from toolkit.facade import Toolkit

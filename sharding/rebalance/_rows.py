@@ -24,9 +24,9 @@ from typing import Any
 
 from adapters.base import TOKEN_FIELD, Adapter, Filter, Query, Row
 from sharding.base import DirectoryKeys, KeyRange, Router, ShardId, Span, TokenRange
+from sharding.core.model import EntitySchema
 from sharding.keys import MAX_TOKEN, encode_key
 from sharding.keys import token as token_of
-from toolkit.model import EntitySchema
 
 __all__ = ["Mover", "canonical", "row_digest"]
 

@@ -127,7 +127,7 @@ def _marker_table(adapter: Any) -> sa.Table:
     table = _MARKER_TABLES.get(id(adapter))
     if table is None:
         metadata = sa.MetaData()
-        prefix = str(adapter.options.get("namespace", ""))
+        prefix = adapter.options.namespace
         table = sa.Table(
             f"{prefix}ps_saga_marker",
             metadata,
