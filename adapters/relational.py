@@ -57,7 +57,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -71,6 +70,7 @@ from adapters._sql_json import json_filter
 from adapters._sql_ranges import RangeCapabilities
 from adapters.base import TOKEN_FIELD, AdapterOptions, Capability, ExpiringScan, Filter, Query, Row, ShardInfo
 from adapters.registry import redact_url
+from adapters.sqlengine import create_sql_engine, sqlalchemy_url
 from sharding.base import KeyRange, TokenRange
 from sharding.core.errors import ConfigError, QueryError, StoreError, UnsupportedCapability
 from sharding.core.model import EntitySchema, FieldSpec
@@ -83,25 +83,6 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 _IN_CHUNK = 500
 """Keys per ``IN (...)`` list: below every backend's parameter limit."""
-
-
-def _sqlalchemy_url(url: str) -> tuple[str, str | None]:
-    """The SQLAlchemy URL (with the driver polystore uses) and the ``schema`` parameter.
-
-    ``?schema=NAME`` puts a shard's tables in a schema of its own, so several shards
-    can share one PostgreSQL database.
-    """
-    parsed = sa.engine.make_url(url)
-    schema = parsed.query.get("schema")
-    if isinstance(schema, tuple):
-        schema = schema[-1]
-    parsed = parsed.difference_update_query(["schema"])
-    backend = parsed.get_backend_name()
-    if backend in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif backend in ("mysql", "mariadb") and "+" not in parsed.drivername:
-        parsed = parsed.set(drivername="mysql+pymysql")
-    return parsed.render_as_string(hide_password=False), schema
 
 
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -205,22 +186,17 @@ class RelationalAdapter(RowCapabilities, GraphCapability, RangeCapabilities, Exp
         self._single_autocommit = self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg"
 
     def _create_engine(self) -> Engine:
-        url, self.schema = _sqlalchemy_url(self.url)
+        url, self.schema = sqlalchemy_url(self.url)
         if self.schema is not None and (url.startswith("sqlite") or not _SCHEMA_NAME.match(self.schema)):
             raise ConfigError(f"{redact_url(self.url)}: schema= is for PostgreSQL/MySQL and must be a plain name")
-        kwargs: dict[str, Any] = {}
         options = self.options
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": options.busy_timeout}
-        elif options.pool_size is not None:
-            kwargs["pool_size"] = options.pool_size
-        if url.startswith("postgresql"):
-            kwargs["connect_args"] = {"connect_timeout": options.connect_timeout}
         with translate_errors(self.store, self.shard):
-            engine = sa.create_engine(url, **kwargs)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+            return create_sql_engine(
+                url,
+                busy_timeout=options.busy_timeout,
+                pool_size=options.pool_size,
+                connect_timeout=options.connect_timeout,
+            )
 
     # -- schema ----------------------------------------------------------------------
     def _table_name(self, schema: EntitySchema) -> str:
@@ -663,12 +639,3 @@ def _scalar_condition(column: sa.Column[Any], op: str, value: Any) -> sa.ColumnE
         "ge": operator.ge,
     }
     return comparisons[op](column, value)  # type: ignore[no-any-return]
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run beside a writer; NORMAL sync is durable across app crashes."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

@@ -18,7 +18,7 @@ from _overhead_common import Context, Suite, Unreachable, check_layout, endpoint
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from adapters.relational import _sqlite_pragmas
+from adapters.sqlengine import sqlite_pragmas
 from toolkit.config import RouterConfig, ShardConfig, StoreConfig, sqlite_url
 
 COLUMNS = ("id", "name", "balance", "active", "_ps_token")
@@ -80,7 +80,7 @@ def build_sqlite(ctx: Context, suite: Suite) -> None:
     table_name = f"{ctx.namespace}account"
 
     engine = sa.create_engine(sqlite_url(path), connect_args={"check_same_thread": False})
-    sa.event.listen(engine, "connect", _sqlite_pragmas)  # the adapter's PRAGMAs: the same I/O
+    sa.event.listen(engine, "connect", sqlite_pragmas)  # the adapter's PRAGMAs: the same I/O
     _core(suite, engine, table_name, ctx, sqlite_dialect)
 
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from adapters.registry import redact_url
+from adapters.sqlengine import create_sql_engine, sqlalchemy_url
 from toolkit.errors import CatalogError, TopologyError
 
 __all__ = ["Catalog", "StoreVersion", "Topology"]
@@ -95,19 +95,7 @@ class Catalog:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            scheme, _, rest = url.partition("://")
-            if scheme in ("postgresql", "postgres"):
-                url = f"postgresql+psycopg://{rest}"
-            kwargs: dict[str, Any] = {}
-            if url.startswith("sqlite"):
-                kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30.0}
-            self.engine = sa.create_engine(url, **kwargs)
-            if self.engine.dialect.name == "sqlite":
-                from adapters.relational import _sqlite_pragmas
-
-                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            self.engine = create_sql_engine(sqlalchemy_url(url)[0], make_dirs=True)
             with self._errors("create the catalog tables"):
                 _metadata.create_all(self.engine, checkfirst=True)
         except ImportError as exc:
