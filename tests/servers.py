@@ -100,3 +100,51 @@ def need(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         pytest.fail(f"{module} is not installed: pip install -e '.[all,dev]' ({exc})", pytrace=False)
+
+
+# -- the servers marker, enforced ---------------------------------------------------------
+
+
+class UnmarkedServerAccess(ConnectionRefusedError):
+    """A test without the ``servers`` marker tried to reach one of the stack's servers."""
+
+
+def stack_ports() -> dict[int, str]:
+    """Every TCP port of the stack's servers (and their overrides) -> the service on it."""
+    ports: dict[int, str] = {}
+    for service in SERVICES:
+        for url in endpoint(service):
+            for hostport in url.split("://", 1)[-1].split("/")[0].split("?")[0].split(","):
+                port = hostport.rpartition("@")[2].rpartition(":")[2]
+                if port.isdigit():
+                    ports[int(port)] = LOG_NAMES.get(service, service)
+    return ports
+
+
+class ServerGuard:
+    """Refuses connections to the stack's ports from a test that lacks the ``servers`` marker.
+
+    Without it, a test that needs a server but forgot the marker passes while the stack
+    runs and breaks ``pytest -m "not servers"`` on a machine without servers; with it,
+    such a test fails at once, on every machine, naming the marker to add.
+    """
+
+    def __init__(self, ports: dict[int, str]) -> None:
+        self.ports = ports
+        self.violations: list[str] = []
+
+    def check(self, host: object, port: object) -> None:
+        """Raise ``UnmarkedServerAccess`` (and remember it) if ``port`` is a stack server's."""
+        try:
+            number = int(port)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return
+        service = self.ports.get(number)
+        if service is None or str(host) not in ("127.0.0.1", "localhost", "::1", ""):
+            return
+        message = (
+            f"this test connected to the stack's {service} ({host}:{port}) without the `servers` marker: "
+            f"add @pytest.mark.{service.split('-')[0]} (or @pytest.mark.servers)"
+        )
+        self.violations.append(message)
+        raise UnmarkedServerAccess(message)

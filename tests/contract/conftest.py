@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.contract.backends import ContractBackend, discover
+from tests.backends import Backend as ServerBackend
+from tests.backends import discover
 from toolkit import Toolkit
 from toolkit.config import CatalogConfig, Config, RouterConfig, ShardConfig, StoreConfig, sqlite_url
 
@@ -20,7 +21,7 @@ from toolkit.config import CatalogConfig, Config, RouterConfig, ShardConfig, Sto
 class Backend:
     """Builds toolkits on one backend; drops what the test created afterwards."""
 
-    def __init__(self, spec: ContractBackend) -> None:
+    def __init__(self, spec: ServerBackend) -> None:
         self.spec = spec
         self.name = spec.name
         self.toolkits: list[Toolkit] = []
@@ -29,7 +30,7 @@ class Backend:
         store = StoreConfig(
             name="items",
             kind=self.spec.kind,
-            shards=tuple(ShardConfig(f"s{index}", self.spec.shard_url(index)) for index in range(shards)),
+            shards=tuple(ShardConfig(name, url) for name, url in self.spec.shards(shards).items()),
             router=RouterConfig(router, router_options),
             options=self.spec.options(),
         )
@@ -45,19 +46,11 @@ class Backend:
 
     def cleanup(self) -> None:
         for toolkit in self.toolkits:
-            try:
-                self.spec.cleanup(toolkit)
-            finally:
-                toolkit.close()
+            toolkit.close()
+        self.spec.cleanup()
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Let every backend drop what it kept for the whole session (tables, sessions)."""
-    for cls in discover():
-        cls.finish()
-
-
-def _param(cls: type[ContractBackend]) -> Any:
+def _param(cls: type[ServerBackend]) -> Any:
     marks = [getattr(pytest.mark, cls.marker)] if cls.marker else []
     return pytest.param(cls, id=cls.name, marks=marks)
 
@@ -77,7 +70,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    spec: ContractBackend = request.param(tmp_path)
+    spec: ServerBackend = request.param(tmp_path)
     spec.connect()
     built = Backend(spec)
     yield built

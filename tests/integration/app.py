@@ -9,8 +9,10 @@ using each kind's own capability.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
+from tests.backends import Backend
 from toolkit import Entity, Toolkit
 from toolkit.config import CatalogConfig, Config, RouterConfig, ShardConfig, StoreConfig
 
@@ -54,20 +56,17 @@ KINDS = {
 PEOPLE = [1, 2, 3, 4, 5]
 
 
-def config(shards: dict[str, list[str]], catalog: str, data_dir: Any, namespace: str) -> Config:
-    """A config with the five stores, two shards each; social pins its people together."""
+def config(backends: Mapping[str, Backend], catalog: str, data_dir: Any) -> Config:
+    """A config with the five stores, two shards each on its backend (``tests.backends``);
+    social pins its people together."""
     stores = {}
     for name, kind in KINDS.items():
         router = RouterConfig("hash")
         if name == "social":  # relationships stay within one shard: co-locate the people
             router = RouterConfig("directory", {"entries": {}})
-        stores[name] = StoreConfig(
-            name,
-            kind,
-            tuple(ShardConfig(f"s{index}", url) for index, url in enumerate(shards[name])),
-            router,
-            {"namespace": namespace},
-        )
+        backend = backends[name]
+        shards = tuple(ShardConfig(shard, url) for shard, url in backend.shards(2).items())
+        stores[name] = StoreConfig(name, kind, shards, router, backend.options())
     return Config(CatalogConfig(catalog), stores, data_dir, source="app.toml")
 
 
@@ -148,10 +147,3 @@ def exercise(toolkit: Toolkit) -> None:
     assert session.customer_id == seven_customer.id
     assert events.count({"customer_id": 7}) == 10
     assert people.get(3) == Person(id=3, name="person 3")
-
-
-def cleanup(toolkit: Toolkit) -> None:
-    """Drop what ``exercise`` created on every shard."""
-    for repository in list(toolkit._repositories.values()):
-        for shard in repository.store.router.shards:
-            repository.store.adapter(shard).drop(repository.schema)

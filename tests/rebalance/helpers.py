@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.backends import options_toml
 from toolkit import Entity, Toolkit
 from toolkit.config import Config, parse_config
 
@@ -29,13 +30,14 @@ def config_text(
     catalog: str = "sqlite:///catalog.db",
     store: str = "items",
     kind: str = "relational",
-    options: str = "",
+    options: str | Mapping[str, Any] = "",
 ) -> str:
     lines = [f'[catalog]\nurl = "{catalog}"', f'[stores.{store}]\nkind = "{kind}"', f"[stores.{store}.shards]"]
     lines += [f'{name} = "{url}"' for name, url in shards.items()]
     lines.append(f'[stores.{store}.router]\ntype = "{router}"\n{router_options}')
     if options:
-        lines.append(f"[stores.{store}.options]\n{options}")
+        rendered = options if isinstance(options, str) else options_toml(dict(options))
+        lines.append(f"[stores.{store}.options]\n{rendered}")
     return "\n".join(lines) + "\n"
 
 

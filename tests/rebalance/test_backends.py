@@ -9,14 +9,19 @@ from pathlib import Path
 import pytest
 
 from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
-from tests.rebalance.backends import Cassandra, Layout, Mongo, Neo4j, Postgres, Redis
+from tests.backends import Backend
+from tests.backends.cassandra import Cassandra
+from tests.backends.mongo import Mongo
+from tests.backends.neo4j import Neo4j
+from tests.backends.postgres import Postgres
+from tests.backends.redis import Redis
 from tests.rebalance.helpers import Item, compare, config_text, item, load, reference_of
 from toolkit import Toolkit
 
 OPTIONS = RebalanceOptions(batch_size=250, settle=0.05)
 
 
-def _grow(tmp_path: Path, layout: Layout, rows: int) -> None:
+def _grow(tmp_path: Path, layout: Backend, rows: int) -> None:
     layout.connect()
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
     before = config_text(layout.shards(2), catalog=catalog, kind=layout.kind, options=layout.options())

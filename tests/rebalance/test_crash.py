@@ -26,7 +26,9 @@ import sqlalchemy as sa
 
 from sharding.rebalance import RebalanceOptions, Rebalancer
 from sharding.rebalance._journal import Journal
-from tests.rebalance.backends import Layout, Postgres
+from tests.backends import Backend
+from tests.backends.postgres import Postgres
+from tests.backends.sqlite import SQLite
 from tests.rebalance.helpers import Item, compare, config_text, item, load, reference_of, write_config
 from toolkit import Toolkit
 
@@ -84,7 +86,7 @@ def _child(argv: list[str]) -> None:
     os._exit(0)
 
 
-def crash_runs(tmp_path: Path, layout: Layout, runs: int, rows: int, subprocesses: int = 5) -> Counter[str]:
+def crash_runs(tmp_path: Path, layout: Backend, runs: int, rows: int, subprocesses: int = 5) -> Counter[str]:
     layout.connect()
     catalog = tmp_path / "catalog.db"
     configs = {
@@ -165,7 +167,7 @@ def crash_runs(tmp_path: Path, layout: Layout, runs: int, rows: int, subprocesse
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_sqlite(tmp_path: Path) -> None:
-    outcomes = crash_runs(tmp_path, Layout(tmp_path), runs=50, rows=800)
+    outcomes = crash_runs(tmp_path, SQLite(tmp_path), runs=50, rows=800)
     assert sum(count for state, count in outcomes.items() if state != "not killed") >= 40
 
 

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from sharding.rebalance import Plan, ProgressEvent, RebalanceOptions, Rebalancer, plan_rebalance
-from tests.rebalance.backends import Layout, Neo4j
+from tests.backends import Backend
+from tests.backends.neo4j import Neo4j
+from tests.backends.sqlite import SQLite
 from tests.rebalance.helpers import config_text, load
 from toolkit import Entity, Repository, Toolkit
 from toolkit.errors import CrossShardError, TopologyError
@@ -30,14 +32,14 @@ class Person(Entity, store="people", key="id"):
     name: str
 
 
-def _configs(tmp_path: Path, layout: Layout) -> tuple[str, str]:
+def _configs(tmp_path: Path, layout: Backend) -> tuple[str, str]:
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
     common: dict[str, Any] = {"catalog": catalog, "kind": "graph", "store": "people", "options": layout.options()}
     return config_text(layout.shards(2), **common), config_text(layout.shards(3), **common)
 
 
 @contextmanager
-def _store(tmp_path: Path, layout: Layout) -> Iterator[tuple[Toolkit, Repository[Person], Plan]]:
+def _store(tmp_path: Path, layout: Backend) -> Iterator[tuple[Toolkit, Repository[Person], Plan]]:
     """400 people on 2 shards of ``layout`` and the plan that grows them to 3; the
     layout's server state is cleaned up afterwards."""
     layout.connect()
@@ -66,7 +68,7 @@ def _edges(plan: Any, count: int, *, split: bool) -> list[tuple[int, int]]:
     return pairs
 
 
-def _follow(tmp_path: Path, layout: Layout) -> None:
+def _follow(tmp_path: Path, layout: Backend) -> None:
     with _store(tmp_path, layout) as (toolkit, people, plan):
         old, new = plan.routers()
         pairs = _edges(plan, 150, split=False)
@@ -96,7 +98,7 @@ def _follow(tmp_path: Path, layout: Layout) -> None:
             assert (2, c) in {(distance, person.id) for distance, person in people.traverse(a, depth=2)}
 
 
-def _refuse_split(tmp_path: Path, layout: Layout) -> None:
+def _refuse_split(tmp_path: Path, layout: Backend) -> None:
     with _store(tmp_path, layout) as (toolkit, people, plan):
         (a, b), *_ = _edges(plan, 1, split=True)
         people.relate(a, "KNOWS", b)
@@ -110,7 +112,7 @@ def _refuse_split(tmp_path: Path, layout: Layout) -> None:
         assert people.count() == 400
 
 
-def _change_during(tmp_path: Path, layout: Layout) -> None:
+def _change_during(tmp_path: Path, layout: Backend) -> None:
     """Edges related, re-related and unrelated while the rebalance runs (after its edge
     pass, before the fence) are on the new owner after cut-over, exactly."""
     with _store(tmp_path, layout) as (toolkit, people, plan):
@@ -156,15 +158,15 @@ def _change_during(tmp_path: Path, layout: Layout) -> None:
 
 
 def test_edges_follow_their_nodes_on_sqlite(tmp_path: Path) -> None:
-    _follow(tmp_path, Layout(tmp_path))
+    _follow(tmp_path, SQLite(tmp_path))
 
 
 def test_split_edges_stop_the_rebalance_on_sqlite(tmp_path: Path) -> None:
-    _refuse_split(tmp_path, Layout(tmp_path))
+    _refuse_split(tmp_path, SQLite(tmp_path))
 
 
 def test_edges_changed_during_the_rebalance_follow_on_sqlite(tmp_path: Path) -> None:
-    _change_during(tmp_path, Layout(tmp_path))
+    _change_during(tmp_path, SQLite(tmp_path))
 
 
 @pytest.mark.neo4j

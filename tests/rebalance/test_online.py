@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 
 from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
-from tests.rebalance.backends import Layout, Mongo, Postgres, Redis
+from tests.backends import Backend
+from tests.backends.mongo import Mongo
+from tests.backends.postgres import Postgres
+from tests.backends.redis import Redis
+from tests.backends.sqlite import SQLite
 from tests.rebalance.helpers import Item, compare, config_text, item, load
 from toolkit import Toolkit
 
@@ -92,7 +96,7 @@ class Writer(threading.Thread):
             self.ops["delete_many"] += 1
 
 
-def online_rebalance(tmp_path: Path, layout: Layout, rows: int, seed: int) -> None:
+def online_rebalance(tmp_path: Path, layout: Backend, rows: int, seed: int) -> None:
     layout.connect()
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
     before = config_text(layout.shards(3), catalog=catalog, kind=layout.kind, options=layout.options())
@@ -144,7 +148,7 @@ def online_rebalance(tmp_path: Path, layout: Layout, rows: int, seed: int) -> No
 
 @pytest.mark.slow
 def test_online_rebalance_sqlite(tmp_path: Path) -> None:
-    online_rebalance(tmp_path, Layout(tmp_path), rows=6000, seed=random.randrange(10_000))
+    online_rebalance(tmp_path, SQLite(tmp_path), rows=6000, seed=random.randrange(10_000))
 
 
 @pytest.mark.slow

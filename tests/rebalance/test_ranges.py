@@ -26,7 +26,9 @@ from adapters.relational import RelationalAdapter
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
 from sharding.rebalance import ProgressEvent, RebalanceOptions, Rebalancer, plan_rebalance
-from tests.rebalance.backends import Layout, Postgres
+from tests.backends import Backend
+from tests.backends.postgres import Postgres
+from tests.backends.sqlite import SQLite
 from tests.rebalance.helpers import Item, compare, config_text, item, load, reference_of
 from toolkit import Entity, Toolkit
 from toolkit.model import EntitySchema, schema_of
@@ -70,9 +72,9 @@ def wide(i: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def layout(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Layout]:
-    chosen = Layout(tmp_path) if request.param == "sqlite" else Postgres(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def layout(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    chosen = SQLite(tmp_path) if request.param == "sqlite" else Postgres(tmp_path)
     chosen.connect()
     try:
         yield chosen
@@ -80,7 +82,7 @@ def layout(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Layout]:
         chosen.cleanup()
 
 
-def _pair(layout: Layout, schema: EntitySchema) -> tuple[RelationalAdapter, RelationalAdapter]:
+def _pair(layout: Backend, schema: EntitySchema) -> tuple[RelationalAdapter, RelationalAdapter]:
     first, second = (
         RelationalAdapter(layout.url(name), store="ranges", shard=name, options={"namespace": layout.prefix})
         for name in ("a", "b")
@@ -90,7 +92,7 @@ def _pair(layout: Layout, schema: EntitySchema) -> tuple[RelationalAdapter, Rela
     return first, second
 
 
-def test_range_checksums_agree_on_equal_rows_and_catch_every_difference(layout: Layout) -> None:
+def test_range_checksums_agree_on_equal_rows_and_catch_every_difference(layout: Backend) -> None:
     source, target = _pair(layout, WIDE)
     try:
         rows = [wide(i) for i in range(400)]
@@ -134,7 +136,7 @@ def test_range_checksums_agree_on_equal_rows_and_catch_every_difference(layout: 
         target.close()
 
 
-def test_delete_range_deletes_the_span_and_nothing_else(layout: Layout) -> None:
+def test_delete_range_deletes_the_span_and_nothing_else(layout: Backend) -> None:
     source, other = _pair(layout, ITEM)
     try:
         rows = [{**item(i), TOKEN_FIELD: token(i)} for i in range(1000)]
@@ -159,7 +161,7 @@ def test_delete_range_deletes_the_span_and_nothing_else(layout: Layout) -> None:
 def test_sqlite_range_writes_give_the_page_cache_back(tmp_path: Path) -> None:
     """The range delete and the stored copy raise SQLite's page cache for their one
     transaction; the pooled connection returns with the cache it had."""
-    source, target = _pair(Layout(tmp_path), ITEM)
+    source, target = _pair(SQLite(tmp_path), ITEM)
     try:
 
         def cache_size(adapter: RelationalAdapter) -> int:
@@ -217,7 +219,7 @@ def _assert_copied(target: RelationalAdapter, wanted: dict[tuple[str, dt.datetim
             assert row[EXPIRES_FIELD] is None
 
 
-def test_the_stored_copy_round_trips_every_type_and_the_expiry(layout: Layout) -> None:
+def test_the_stored_copy_round_trips_every_type_and_the_expiry(layout: Backend) -> None:
     """SQLite and PostgreSQL: every field type, nulls, JSON and the remaining TTL arrive
     unchanged. SQLite recomputes the token from the shard key (a wrong one on the source
     is corrected); PostgreSQL copies it as stored (binary COPY, nothing decoded)."""
@@ -296,7 +298,7 @@ def test_the_postgres_stored_copy_needs_the_same_column_types(tmp_path: Path) ->
         layout.cleanup()
 
 
-def _rebalance_with_damage(layout: Layout, tmp_path: Path, damage: bool) -> tuple[Any, list[str]]:
+def _rebalance_with_damage(layout: Backend, tmp_path: Path, damage: bool) -> tuple[Any, list[str]]:
     """A range store grows from 2 to 3 shards (keys 300..800 move to s2); with ``damage``,
     between the copy and the verify one copied row is corrupted, one deleted and one added
     on s2, as a bug or an operator could. Returns the summary and the comparison."""
@@ -333,7 +335,7 @@ def _rebalance_with_damage(layout: Layout, tmp_path: Path, damage: bool) -> tupl
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_verify_repairs_a_damaged_copy_found_by_the_server_checksums(tmp_path: Path, backend: str) -> None:
-    layout = Layout(tmp_path) if backend == "sqlite" else Postgres(tmp_path)
+    layout = SQLite(tmp_path) if backend == "sqlite" else Postgres(tmp_path)
     layout.connect()
     try:
         summary, problems = _rebalance_with_damage(layout, tmp_path, damage=True)
@@ -349,7 +351,7 @@ def test_verify_repairs_a_damaged_copy_found_by_the_server_checksums(tmp_path: P
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_clean_copy_is_verified_by_server_checksums_alone(tmp_path: Path, backend: str) -> None:
-    layout = Layout(tmp_path) if backend == "sqlite" else Postgres(tmp_path)
+    layout = SQLite(tmp_path) if backend == "sqlite" else Postgres(tmp_path)
     layout.connect()
     try:
         summary, problems = _rebalance_with_damage(layout, tmp_path, damage=False)

@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
-from tests.rebalance.backends import Cassandra, Layout, Postgres, Redis
+from tests.backends import Backend
+from tests.backends.cassandra import Cassandra
+from tests.backends.postgres import Postgres
+from tests.backends.redis import Redis
+from tests.backends.sqlite import SQLite
 from tests.rebalance.helpers import Item, compare, config_text, item, load, physical_rows, reference_of
 from toolkit import Toolkit
 
@@ -28,7 +32,7 @@ AGED = 2.5
 """Seconds the long rows age before the rebalance, so a restarted clock shows."""
 
 
-def _move_ttls(tmp_path: Path, layout: Layout) -> None:
+def _move_ttls(tmp_path: Path, layout: Backend) -> None:
     layout.connect()
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
     before = config_text(layout.shards(2), catalog=catalog, kind=layout.kind, options=layout.options())
@@ -73,7 +77,7 @@ def _move_ttls(tmp_path: Path, layout: Layout) -> None:
 
 
 def test_ttls_move_on_sqlite(tmp_path: Path) -> None:
-    _move_ttls(tmp_path, Layout(tmp_path))
+    _move_ttls(tmp_path, SQLite(tmp_path))
 
 
 @pytest.mark.postgres

@@ -38,10 +38,10 @@ def _postgres_catalog() -> Iterator[str]:
 
     import sqlalchemy as sa
 
-    from tests.contract.backends.postgres import PostgresBackend
+    from tests.backends.postgres import Postgres
     from tests.servers import postgres_urls
 
-    PostgresBackend(Path(".")).connect()
+    Postgres(Path(".")).connect()
     url, _ = postgres_urls()
     schema = f"saga_t_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))

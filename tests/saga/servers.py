@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+import redis
 import sqlalchemy as sa
 
-from tests.contract.backends.cassandra import CassandraBackend
-from tests.contract.backends.mongo import mongo_urls
-from tests.contract.backends.neo4j import Neo4jBackend, sweep
-from tests.contract.backends.postgres import PostgresBackend
-from tests.contract.backends.redis import RedisBackend
-from tests.servers import ROOT, require
+from tests.backends.cassandra import Cassandra
+from tests.backends.mongo import Mongo, mongo_client
+from tests.backends.neo4j import Neo4j, sweep
+from tests.backends.postgres import Postgres, engine_for
+from tests.backends.redis import Redis, delete_matching
+from tests.servers import ROOT
 from toolkit import Toolkit
 from toolkit.config import parse_config
 
@@ -21,21 +21,8 @@ CONFIG = ROOT / "examples" / "checkout" / "polystore.toml"
 
 def require_all() -> None:
     """Fail (never skip) unless all five servers answer, each within seconds."""
-    for backend in (PostgresBackend, RedisBackend, CassandraBackend, Neo4jBackend):
+    for backend in (Postgres, Redis, Mongo, Cassandra, Neo4j):
         backend(Path(".")).connect()
-
-    def ping_mongo() -> None:  # with a socket timeout: a server that accepts but never answers fails fast
-        import pymongo
-
-        client: Any = pymongo.MongoClient(
-            mongo_urls()[0], serverSelectionTimeoutMS=3000, socketTimeoutMS=5000, connectTimeoutMS=3000
-        )
-        try:
-            client.admin.command("ping")
-        finally:
-            client.close()
-
-    require("mongo", ping_mongo)
 
 
 GRAPH_NAMESPACE = "sagatest_"
@@ -62,33 +49,54 @@ def checkout_toolkit(namespace: str) -> Toolkit:
     return Toolkit(dataclasses.replace(config, stores=stores))
 
 
+def _drop_sql_tables(url: str, prefix: str) -> None:
+    """Drop the tables whose names start with ``prefix`` in the shard's current schema."""
+    engine = engine_for(url)
+    try:
+        with engine.begin() as connection:
+            tables = connection.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            ).scalars()
+            for table in [t for t in tables if t.startswith(prefix)]:
+                connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+    finally:
+        engine.dispose()
+
+
+def _drop_collections(url: str, prefix: str) -> None:
+    """Drop the collections whose names start with ``prefix`` in the shard's database."""
+    client = mongo_client(url)
+    try:
+        database = client.get_default_database()
+        for name in database.list_collection_names():
+            if name.startswith(prefix):
+                database.drop_collection(name)
+    finally:
+        client.close()
+
+
 def cleanup_checkout(namespace: str) -> None:
     """Drop everything the namespace created on every server, and its sagas in the catalog."""
     from examples.checkout.app import OrderEvent, Purchase
 
     toolkit = checkout_toolkit(namespace)
     try:
-        for name in ("checkout_orders", "checkout_stock", "checkout_documents", "checkout_events"):
-            store = toolkit.store(name)
-            for shard in store.router.shards:
-                adapter: Any = store.adapter(shard)
-                if name == "checkout_orders":
-                    with adapter.engine.begin() as connection:
-                        tables = connection.execute(
-                            sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-                        ).scalars()
-                        for table in [t for t in tables if t.startswith(namespace)]:
-                            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
-                elif name == "checkout_stock":
-                    for key in adapter.client.scan_iter(match=f"*{namespace}*"):
-                        adapter.client.delete(key)
-                elif name == "checkout_documents":
-                    for collection in adapter.database.list_collection_names():
-                        if collection.startswith(namespace):
-                            adapter.database.drop_collection(collection)
-                else:
-                    adapter.ensure(toolkit.repository(OrderEvent).schema, with_token=True)
-                    adapter.drop(toolkit.repository(OrderEvent).schema)
+        for url in toolkit.store("checkout_orders").shard_urls.values():
+            _drop_sql_tables(url, namespace)
+        for url in toolkit.store("checkout_stock").shard_urls.values():
+            client = redis.Redis.from_url(url, socket_connect_timeout=3)
+            try:
+                delete_matching(client, f"*{namespace}*")
+            finally:
+                client.close()
+        for url in toolkit.store("checkout_documents").shard_urls.values():
+            _drop_collections(url, namespace)
+        events = toolkit.store("checkout_events")
+        schema = toolkit.repository(OrderEvent).schema
+        for shard in events.router.shards:  # the contract's own drop: Cassandra DDL needs no driver here
+            adapter = events.adapter(shard)
+            adapter.ensure(schema, with_token=True)
+            adapter.drop(schema)
         purchases = toolkit.repository(Purchase)
         mine = purchases.find({"id": {"ge": namespace, "lt": namespace + "\uffff"}})
         purchases.delete_many([purchase.id for purchase in mine])
