@@ -26,7 +26,7 @@ OptionsT = TypeVar("OptionsT", bound="AdapterOptions")
 class AdapterOptions(BaseModel):
     """The options every adapter understands; adapters subclass it with their own."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, str_strip_whitespace=False)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     namespace: str = ""
     """A prefix for every table, key or label this store creates, so that several

@@ -38,7 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from toolkit.errors import ConfigError, ToolkitError
+from adapters.base import parse_options
+from adapters.registry import adapter_class, known_schemes, scheme_of
+from sharding.factories import router_from_config
+from toolkit.errors import ConfigError, DriverMissingError, ToolkitError
 from toolkit.resilience._policy import (
     BreakerPolicy,
     BulkheadPolicy,
@@ -233,8 +236,6 @@ class _Parser:
         return value
 
     def url(self, value: Any, path: str) -> str:
-        from adapters.registry import known_schemes, scheme_of
-
         url = self.string(value, path)
         try:
             scheme = scheme_of(url)
@@ -287,10 +288,23 @@ class _Parser:
             shards.append(ShardConfig(shard_name, self.url(url, f"{path}.shards.{shard_name}")))
         router = self.router(body.get("router", {}), f"{path}.router", [shard.name for shard in shards])
         options = self.interpolate_all(self.table(body.get("options", {}), f"{path}.options"), f"{path}.options")
+        self.check_options(name, shards, options)
         resilience = self.resilience(body.get("resilience", {}), f"{path}.resilience")
         return StoreConfig(
             name=name, kind=kind, shards=tuple(shards), router=router, options=options, resilience=resilience
         )
+
+    def check_options(self, store: str, shards: list[ShardConfig], options: Mapping[str, Any]) -> None:
+        """Each shard's adapter accepts ``options`` (its typed ``Options``): an unknown name or a
+        wrong type is refused here, naming the file, store, shard and option, not at first use.
+        A shard whose driver is not installed is checked when it is (its first use says which
+        extra to install)."""
+        for shard in shards:
+            try:
+                cls = adapter_class(scheme_of(shard.url))
+            except DriverMissingError:
+                continue
+            parse_options(cls.Options, options, store=store, shard=shard.name, file=self.file)
 
     def resilience(self, raw: Any, path: str) -> ResiliencePolicy:
         """``[stores.NAME.resilience]``: ``enabled`` and the breaker, bulkhead, throttle and
@@ -342,7 +356,6 @@ class _Parser:
         return text
 
     def router(self, raw: Any, path: str, shard_names: list[str]) -> RouterConfig:
-        from sharding import router_from_config
 
         body = self.table(raw, path)
         router_type = self.string(body.get("type", "hash"), f"{path}.type")

@@ -119,3 +119,48 @@ def test_the_init_template_is_valid(tmp_path: Path) -> None:
     assert set(config.stores) == {"users", "orders", "tenants"}
     assert {store.router.type for store in config.stores.values()} == {"hash", "range", "directory"}
     assert isinstance(config, Config)
+
+
+ONE_STORE = """
+[stores.users.shards]
+s0 = "sqlite:///u0.db"
+[stores.users.options]
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            'namespce = "app_"',
+            "stores.users.options.namespce: unknown option (shard 's0', RelationalOptions); did you mean 'namespace'?",
+        ),
+        ('busy_timeout = "soon"', "stores.users.options.busy_timeout: Input should be a valid number"),
+        ("pool_size = [1]", "stores.users.options.pool_size: Input should be a valid integer"),
+    ],
+)
+def test_adapter_options_are_typed_at_load(options: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(ONE_STORE + options, file="p.toml", base_dir=tmp_path)
+    assert str(caught.value).startswith(f"p.toml: {message}")
+    assert caught.value.field is not None and caught.value.field.startswith("stores.users.options.")
+
+
+def test_valid_adapter_options_pass_and_reach_the_adapter_typed(tmp_path: Path) -> None:
+    from adapters.registry import adapter_class
+
+    config = parse_config(ONE_STORE + 'namespace = "app_"\nbusy_timeout = 5', file="p.toml", base_dir=tmp_path)
+    options = config.stores["users"].options
+    adapter = adapter_class("sqlite")(config.stores["users"].shards[0].url, store="users", shard="s0", options=options)
+    try:
+        assert adapter.options.namespace == "app_"
+        assert adapter.options.busy_timeout == 5.0
+    finally:
+        adapter.close()
+
+
+def test_an_adapter_built_directly_refuses_unknown_options() -> None:
+    from adapters.registry import adapter_class
+
+    with pytest.raises(ConfigError, match=r"stores\.users\.options\.busy_timout: .*did you mean 'busy_timeout'"):
+        adapter_class("sqlite")("sqlite:///:memory:", store="users", shard="s0", options={"busy_timout": 1})
