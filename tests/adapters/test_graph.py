@@ -17,16 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.base import TOKEN_FIELD, Capability, Filter, Order, Query, Relationship
-from adapters.graph import (
-    ERROR_MAP,
-    GraphAdapter,
-    _decode,
-    _encode,
-    _lex,
-    _parse_url,
-    _translate,
-    translate_errors,
-)
+from adapters.graph import ERRORS, GraphAdapter, translating
+from adapters.graph._connection import parse_url
+from adapters.graph._cypher import lex
+from adapters.graph._queries import scan_query
+from adapters.graph._values import decode, encode
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
 from tests.contract.backends.neo4j import neo4j_urls, sweep
@@ -79,8 +74,12 @@ def _instance(cls: type[BaseException]) -> BaseException:
     return cls("failed")
 
 
+def _translate(exc: BaseException, store: str, shard: str, key: Any) -> StoreError:
+    return ERRORS.translate(exc, store=store, shard=shard, key=key)
+
+
 def test_the_error_map_is_the_expected_one() -> None:
-    assert {cls for cls, _, _ in ERROR_MAP} == set(EXPECTED)
+    assert {cls for cls, _, _ in ERRORS.rules} == set(EXPECTED)
 
 
 @pytest.mark.parametrize("cls", list(EXPECTED), ids=lambda cls: cls.__name__)
@@ -104,9 +103,9 @@ def _driver_exceptions() -> list[type[BaseException]]:
 @pytest.mark.parametrize("cls", _driver_exceptions(), ids=lambda cls: cls.__name__)
 def test_every_driver_exception_class_is_covered(cls: type[BaseException]) -> None:
     """Subclasses map through their nearest mapped ancestor; none falls through unmapped."""
-    assert any(issubclass(cls, mapped) for mapped, _, _ in ERROR_MAP)
+    assert any(issubclass(cls, mapped) for mapped, _, _ in ERRORS.rules)
     instance = _instance(cls)
-    with pytest.raises(StoreError) as caught, translate_errors("items", "s1", 7):
+    with pytest.raises(StoreError) as caught, translating("items", "s1", 7):
         raise instance
     assert caught.value.__cause__ is instance
     assert (caught.value.store, caught.value.shard, caught.value.key) == ("items", "s1", 7)
@@ -145,15 +144,15 @@ def test_a_pool_acquisition_timeout_is_a_timeout() -> None:
 
 
 def test_urls_carry_auth_prefix_and_database() -> None:
-    assert _parse_url("bolt://127.0.0.1:17687") == ("bolt://127.0.0.1:17687", None, "", None)
-    assert _parse_url("neo4j://neo:s%40cret@db.example:7687?prefix=s2_&database=graph&policy=eu") == (
+    assert parse_url("bolt://127.0.0.1:17687") == ("bolt://127.0.0.1:17687", None, "", None)
+    assert parse_url("neo4j://neo:s%40cret@db.example:7687?prefix=s2_&database=graph&policy=eu") == (
         "neo4j://db.example:7687?policy=eu",
         ("neo", "s@cret"),
         "s2_",
         "graph",
     )
     with pytest.raises(ConfigError, match="prefix"):
-        _parse_url("bolt://127.0.0.1:17687?prefix=x`y")
+        parse_url("bolt://127.0.0.1:17687?prefix=x`y")
 
 
 def test_a_bad_namespace_is_a_config_error() -> None:
@@ -186,22 +185,22 @@ def test_capabilities() -> None:
     ],
 )
 def test_values_encode_and_decode(kind: str, value: Any) -> None:
-    assert _decode(kind, _encode(kind, value)) == value
+    assert decode(kind, encode(kind, value)) == value
 
 
 def test_datetimes_are_stored_in_utc_and_big_ints_refused() -> None:
     plus_two = dt.timezone(dt.timedelta(hours=2))
-    assert _encode("datetime", dt.datetime(2024, 1, 1, 12, tzinfo=plus_two)) == dt.datetime(
+    assert encode("datetime", dt.datetime(2024, 1, 1, 12, tzinfo=plus_two)) == dt.datetime(
         2024, 1, 1, 10, tzinfo=dt.UTC
     )
-    assert _encode("datetime", dt.datetime(2024, 1, 1, 12)).tzinfo is dt.UTC  # naive is UTC
+    assert encode("datetime", dt.datetime(2024, 1, 1, 12)).tzinfo is dt.UTC  # naive is UTC
     with pytest.raises(QueryError, match="64-bit"):
-        _encode("int", 2**63)
+        encode("int", 2**63)
 
 
 def test_lexicographic_bounds() -> None:
-    assert _lex(["n.a"], ["$p0"], ">") == "((n.a > $p0))"
-    assert _lex(["n.a", "n.b"], ["$p0", "$p1"], ">=") == (
+    assert lex(["n.a"], ["$p0"], ">") == "((n.a > $p0))"
+    assert lex(["n.a", "n.b"], ["$p0", "$p1"], ">=") == (
         "((n.a > $p0) OR (n.a = $p0 AND n.b > $p1) OR (n.a = $p0 AND n.b = $p1))"
     )
 
@@ -307,8 +306,8 @@ def test_token_range_scans_seek_the_token_index(adapter: GraphAdapter) -> None:
     adapter.put_many(NODE, [_row(NODE, id=f"t{i:03d}") for i in range(300)])
     span = TokenRange(-(2**62), 2**62)
     label = adapter._label(NODE)
-    first, params = adapter._scan_query(label, span, None, None, 50)
-    later, later_params = adapter._scan_query(label, span, None, [0, "t100"], 50)
+    first, params = scan_query(label, span, None, None, 50)
+    later, later_params = scan_query(label, span, None, [0, "t100"], 50)
     for operators in (_explain(adapter, first, params), _explain(adapter, later, later_params)):
         assert "NodeIndexSeekByRange" in operators
         assert not operators & FULL_SCANS
@@ -324,7 +323,7 @@ def test_token_range_scans_seek_the_token_index(adapter: GraphAdapter) -> None:
 def test_key_range_scans_seek_the_key_index(adapter: GraphAdapter) -> None:
     adapter.put_many(COUNTER, [_row(COUNTER, id=i, ratio=0.0) for i in range(100)])
     label = adapter._label(COUNTER)
-    text, params = adapter._scan_query(label, None, KeyRange(10, 20), None, 5)
+    text, params = scan_query(label, None, KeyRange(10, 20), None, 5)
     operators = _explain(adapter, text, params)
     assert any("IndexSeek" in operator for operator in operators), operators
     assert not operators & FULL_SCANS
