@@ -23,20 +23,16 @@ from adapters.document import (
     ARRAY_WRAPPER,
     DRIVER_ERRORS,
     DocumentAdapter,
-    _decimal_from_key,
-    _decimal_key,
-    _decode,
-    _encode,
-    _safe_match,
     decode_json,
     encode_json,
     escape_key,
     translate_error,
     unescape_key,
 )
+from adapters.document._adapter import _decimal_from_key, _decimal_key, _decode, _encode, _safe_match
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
-from tests.contract.backends.mongo import _with_database, mongo_urls
+from tests.backends.mongo import mongo_urls, with_database
 from tests.servers import require
 from toolkit import Entity
 from toolkit.errors import (
@@ -272,7 +268,7 @@ def test_stored_layout_is_documented_and_escaped(adapter: DocumentAdapter) -> No
     at = dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
     info = {"$gt": {"a.b": [[1, 2], []]}, "": 1}
     adapter.put(DOC, _row(DOC, id="k", at=at, blob=b"\x01\xff", info=info, price=decimal.Decimal("-1.50")))
-    raw = adapter.database[f"{adapter.options['namespace']}doc"].find_one({"_id": "k"})
+    raw = adapter.database[f"{adapter.options.namespace}doc"].find_one({"_id": "k"})
     assert raw is not None
     assert raw["at"] == -1
     assert raw["blob"] == "01ff"
@@ -285,7 +281,7 @@ def test_stored_layout_is_documented_and_escaped(adapter: DocumentAdapter) -> No
 
 @pytest.mark.mongo
 def test_indexes_cover_tokens_shard_keys_and_declared_indexes(adapter: DocumentAdapter) -> None:
-    prefix = adapter.options["namespace"]
+    prefix = adapter.options.namespace
     doc_indexes = [info["key"] for info in adapter.database[f"{prefix}doc"].index_information().values()]
     assert [(TOKEN_FIELD, 1), ("_id", 1)] in doc_indexes
     assert [("rank", 1), ("name", 1)] in doc_indexes
@@ -449,7 +445,7 @@ def test_put_many_replaces_more_rows_than_ferretdbs_pool_without_wedging_it() ->
             client.close()
 
     require("mongo", probe)
-    url = _with_database(base, f"ps_bulk_{uuid.uuid4().hex[:10]}")
+    url = with_database(base, f"ps_bulk_{uuid.uuid4().hex[:10]}")
     adapter = DocumentAdapter(url, store="docs", shard="s0", options={"namespace": "b_", "timeout": 20})
     answering = False
     try:

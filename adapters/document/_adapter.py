@@ -87,7 +87,9 @@ from pymongo import errors as mongo_errors
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from adapters._options import AdapterOptions
 from adapters.base import TOKEN_FIELD, Adapter, Capability, Filter, Order, Query, Row, ShardInfo
+from adapters.document._options import DocumentOptions
 from adapters.registry import redact_url
 from sharding.base import KeyRange, TokenRange
 from sharding.core.errors import (
@@ -114,7 +116,6 @@ __all__ = [
 
 Doc: TypeAlias = dict[str, Any]
 
-_NAME: Final = re.compile(r"^[A-Za-z0-9_]*$")
 _IN_CHUNK: Final = 500
 _CAS_ATTEMPTS: Final = 20
 _MAX_TOKEN: Final = 2**63 - 1
@@ -125,8 +126,6 @@ _FERRETDB_BULK_BATCH: Final = 8
 """Replacements per ``bulk_write`` on FerretDB (see the module docstring: more than 100
 matched replacements in one command, summed over concurrent commands on one database,
 deadlock FerretDB 1.24's SQLite pool)."""
-DEFAULT_TIMEOUT: Final = 30.0
-"""Seconds per operation (pymongo's ``socketTimeoutMS``) unless the ``timeout`` option says otherwise."""
 _NOTHING: Final[Doc] = {"_id": {"$in": []}}
 """A filter no document matches (an impossible condition such as ``lt None``)."""
 
@@ -563,42 +562,38 @@ class DocumentAdapter(Adapter):
         Capability.NESTED_FILTERS | Capability.PARTIAL_UPDATE | Capability.ATOMIC_INCREMENT
     )
 
-    def __init__(self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | None = None) -> None:
+    Options: ClassVar[type[AdapterOptions]] = DocumentOptions
+    options: DocumentOptions
+
+    def __init__(
+        self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None
+    ) -> None:
         super().__init__(url, store=store, shard=shard, options=options)
-        # ``namespace``: a prefix for every collection, so apps (or tests) share a database.
-        self._prefix = str(self.options.get("namespace", ""))
-        if not _NAME.match(self._prefix):
-            raise ConfigError(f"namespace {self._prefix!r} must be letters, digits and _")
+        self._prefix = self.options.namespace
         self.client = self._connect()
         self._entities: dict[str, _Entity] = {}
         self._lock = threading.Lock()
-        self._row_locks: bool | None = _row_lock_option(self.options.get("row_locks", "auto"))
-        self._bulk_batch: int | None = _bulk_batch_option(self.options.get("bulk_batch", "auto"))
+        self._row_locks: bool | None = self.options.row_locks_forced
+        self._bulk_batch: int | None = self.options.bulk_batch_size
         self._ferretdb: bool | None = None
-        self._lock_timeout = float(self.options.get("lock_timeout", 10))
+        self._lock_timeout = self.options.lock_timeout
         # Threads of this process queue here instead of spinning on the lock document.
         self._stripes = tuple(threading.Lock() for _ in range(64))
 
     def _connect(self) -> pymongo.MongoClient[Doc]:
-        timeout_ms = int(float(self.options.get("connect_timeout", 10)) * 1000)
+        timeout_ms = int(self.options.connect_timeout * 1000)
         kwargs: dict[str, Any] = {
             "serverSelectionTimeoutMS": timeout_ms,
             "connectTimeoutMS": timeout_ms,
             "appname": "polystore",
         }
-        # A server that accepts but never answers (FerretDB 1.24 can wedge so) must fail
-        # the call, so the breaker sees it, instead of hanging the caller: a default as
-        # the Redis and Cassandra adapters have; 0 turns it off.
-        timeout = float(self.options.get("timeout", DEFAULT_TIMEOUT))
-        if timeout > 0:
-            kwargs["socketTimeoutMS"] = int(timeout * 1000)
-        if "pool_size" in self.options:
-            kwargs["maxPoolSize"] = int(self.options["pool_size"])
+        if self.options.timeout > 0:  # see DocumentOptions.timeout
+            kwargs["socketTimeoutMS"] = int(self.options.timeout * 1000)
+        if self.options.pool_size is not None:
+            kwargs["maxPoolSize"] = self.options.pool_size
         try:
             client: pymongo.MongoClient[Doc] = pymongo.MongoClient(self.url, **kwargs)
-            self.database: Database[Doc] = client.get_default_database(
-                default=str(self.options.get("database", "polystore"))
-            )
+            self.database: Database[Doc] = client.get_default_database(default=self.options.database)
         except (mongo_errors.PyMongoError, ValueError, TypeError) as exc:
             raise ConfigError(f"{redact_url(self.url)}: {_first_line(exc)}") from None
         return client
@@ -1079,21 +1074,3 @@ def _tuple_compare(paths: Sequence[str], values: Sequence[Any], *, greater: bool
 
 def _unique_ids(entity: _Entity, keys: Sequence[Any]) -> list[Any]:
     return [entity.key_id(key) for key in dict.fromkeys(keys)]
-
-
-def _bulk_batch_option(value: Any) -> int | None:
-    """``bulk_batch``: a positive int, or "auto" (None: small on FerretDB, else unbounded)."""
-    if value in ("auto", None):
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise ConfigError(f"option bulk_batch must be a positive integer or 'auto', not {value!r}")
-
-
-def _row_lock_option(value: Any) -> bool | None:
-    """``row_locks``: True, False or "auto" (None: decided by asking the server)."""
-    if value in ("auto", None):
-        return None
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"option row_locks must be true, false or 'auto', not {value!r}")
