@@ -17,53 +17,43 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.base import TOKEN_FIELD, Capability, Filter, Order, Query, Relationship
-from adapters.graph import ERRORS, GraphAdapter, translating
+from adapters.graph import ERRORS, GraphAdapter, GraphOptions, translating
 from adapters.graph._connection import parse_url
 from adapters.graph._cypher import lex
 from adapters.graph._queries import scan_query
 from adapters.graph._values import decode, encode
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
-from tests.contract.backends.neo4j import neo4j_urls, sweep
-from tests.servers import require
-from toolkit import Entity
-from toolkit.errors import (
-    ConfigError,
-    DuplicateKeyError,
-    NotFoundError,
-    QueryError,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-)
+from tests.backends.neo4j import neo4j_urls, require_neo4j, sweep
+from toolkit import Entity, errors
 from toolkit.model import EntitySchema, schema_of
 
 # -- error translation (no server) --------------------------------------------------------
 
-EXPECTED: dict[type[BaseException], tuple[type[StoreError], bool]] = {
-    nx.ConstraintError: (DuplicateKeyError, False),
-    nx.AuthError: (StoreError, False),
-    nx.Forbidden: (StoreError, False),
-    nx.CypherSyntaxError: (StoreError, False),
-    nx.CypherTypeError: (StoreError, False),
-    nx.ClientError: (StoreError, False),
-    nx.DatabaseUnavailable: (StoreUnavailable, True),
-    nx.NotALeader: (StoreUnavailable, True),
-    nx.ForbiddenOnReadOnlyDatabase: (StoreUnavailable, True),
-    nx.TransientError: (StoreError, True),
-    nx.DatabaseError: (StoreError, False),
-    nx.Neo4jError: (StoreError, False),
-    nx.IncompleteCommit: (StoreError, False),
-    nx.SessionExpired: (StoreUnavailable, True),
-    nx.ServiceUnavailable: (StoreUnavailable, True),
-    nx.ConfigurationError: (StoreError, False),
-    nx.ResultError: (StoreError, False),
-    nx.SessionError: (StoreError, False),
-    nx.TransactionError: (StoreError, False),
-    nx.BrokenRecordError: (StoreError, False),
-    nx.DriverError: (StoreError, False),
-    nx.UnsupportedServerProduct: (StoreError, False),
-    nx.GqlError: (StoreError, False),
+EXPECTED: dict[type[BaseException], tuple[type[errors.StoreError], bool]] = {
+    nx.ConstraintError: (errors.DuplicateKeyError, False),
+    nx.AuthError: (errors.StoreError, False),
+    nx.Forbidden: (errors.StoreError, False),
+    nx.CypherSyntaxError: (errors.StoreError, False),
+    nx.CypherTypeError: (errors.StoreError, False),
+    nx.ClientError: (errors.StoreError, False),
+    nx.DatabaseUnavailable: (errors.StoreUnavailable, True),
+    nx.NotALeader: (errors.StoreUnavailable, True),
+    nx.ForbiddenOnReadOnlyDatabase: (errors.StoreUnavailable, True),
+    nx.TransientError: (errors.StoreError, True),
+    nx.DatabaseError: (errors.StoreError, False),
+    nx.Neo4jError: (errors.StoreError, False),
+    nx.IncompleteCommit: (errors.StoreError, False),
+    nx.SessionExpired: (errors.StoreUnavailable, True),
+    nx.ServiceUnavailable: (errors.StoreUnavailable, True),
+    nx.ConfigurationError: (errors.StoreError, False),
+    nx.ResultError: (errors.StoreError, False),
+    nx.SessionError: (errors.StoreError, False),
+    nx.TransactionError: (errors.StoreError, False),
+    nx.BrokenRecordError: (errors.StoreError, False),
+    nx.DriverError: (errors.StoreError, False),
+    nx.UnsupportedServerProduct: (errors.StoreError, False),
+    nx.GqlError: (errors.StoreError, False),
 }
 
 
@@ -74,7 +64,7 @@ def _instance(cls: type[BaseException]) -> BaseException:
     return cls("failed")
 
 
-def _translate(exc: BaseException, store: str, shard: str, key: Any) -> StoreError:
+def _translate(exc: BaseException, store: str, shard: str, key: Any) -> errors.StoreError:
     return ERRORS.translate(exc, store=store, shard=shard, key=key)
 
 
@@ -105,7 +95,7 @@ def test_every_driver_exception_class_is_covered(cls: type[BaseException]) -> No
     """Subclasses map through their nearest mapped ancestor; none falls through unmapped."""
     assert any(issubclass(cls, mapped) for mapped, _, _ in ERRORS.rules)
     instance = _instance(cls)
-    with pytest.raises(StoreError) as caught, translating("items", "s1", 7):
+    with pytest.raises(errors.StoreError) as caught, translating("items", "s1", 7):
         raise instance
     assert caught.value.__cause__ is instance
     assert (caught.value.store, caught.value.shard, caught.value.key) == ("items", "s1", 7)
@@ -118,17 +108,17 @@ def _server_error(code: str) -> nx.Neo4jError:
 @pytest.mark.parametrize(
     ("code", "expected", "retryable"),
     [
-        ("Neo.ClientError.Schema.ConstraintValidationFailed", DuplicateKeyError, False),
-        ("Neo.TransientError.Transaction.LockAcquisitionTimeout", StoreTimeout, True),
-        ("Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration", StoreTimeout, True),
-        ("Neo.TransientError.Transaction.DeadlockDetected", StoreError, True),
-        ("Neo.TransientError.General.DatabaseUnavailable", StoreUnavailable, True),
-        ("Neo.ClientError.Statement.SyntaxError", StoreError, False),
-        ("Neo.ClientError.Security.Unauthorized", StoreError, False),
-        ("Neo.DatabaseError.General.UnknownError", StoreError, False),
+        ("Neo.ClientError.Schema.ConstraintValidationFailed", errors.DuplicateKeyError, False),
+        ("Neo.TransientError.Transaction.LockAcquisitionTimeout", errors.StoreTimeout, True),
+        ("Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration", errors.StoreTimeout, True),
+        ("Neo.TransientError.Transaction.DeadlockDetected", errors.StoreError, True),
+        ("Neo.TransientError.General.DatabaseUnavailable", errors.StoreUnavailable, True),
+        ("Neo.ClientError.Statement.SyntaxError", errors.StoreError, False),
+        ("Neo.ClientError.Security.Unauthorized", errors.StoreError, False),
+        ("Neo.DatabaseError.General.UnknownError", errors.StoreError, False),
     ],
 )
-def test_server_errors_map_by_code(code: str, expected: type[StoreError], retryable: bool) -> None:
+def test_server_errors_map_by_code(code: str, expected: type[errors.StoreError], retryable: bool) -> None:
     error = _translate(_server_error(code), "items", "s0", None)
     assert type(error) is expected
     assert error.retryable is retryable
@@ -137,7 +127,7 @@ def test_server_errors_map_by_code(code: str, expected: type[StoreError], retrya
 
 def test_a_pool_acquisition_timeout_is_a_timeout() -> None:
     exc = nx.ClientError("failed to obtain a connection from the pool within 1.0s (timeout)")
-    assert type(_translate(exc, "items", "s0", None)) is StoreTimeout
+    assert type(_translate(exc, "items", "s0", None)) is errors.StoreTimeout
 
 
 # -- URLs, options and encodings (no server) ------------------------------------------------
@@ -151,13 +141,24 @@ def test_urls_carry_auth_prefix_and_database() -> None:
         "s2_",
         "graph",
     )
-    with pytest.raises(ConfigError, match="prefix"):
+    with pytest.raises(errors.ConfigError, match="prefix"):
         parse_url("bolt://127.0.0.1:17687?prefix=x`y")
 
 
 def test_a_bad_namespace_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="namespace"):
+    with pytest.raises(errors.ConfigError, match="namespace"):
         GraphAdapter("bolt://127.0.0.1:17687", store="items", shard="s0", options={"namespace": "a-b"})
+
+
+def test_options_are_typed_with_the_old_defaults() -> None:
+    assert GraphAdapter.Options is GraphOptions
+    defaults = GraphOptions()
+    assert (defaults.connect_timeout, defaults.acquire_timeout, defaults.retry_time) == (10, 30, 5)
+    assert (defaults.pool_size, defaults.index_timeout, defaults.namespace) == (50, 300, "")
+    with pytest.raises(errors.ConfigError, match="did you mean 'retry_time'"):
+        GraphAdapter("bolt://127.0.0.1:17687", store="items", shard="s0", options={"retry_tim": 1})
+    with pytest.raises(errors.ConfigError, match="pool_size"):
+        GraphAdapter("bolt://127.0.0.1:17687", store="items", shard="s0", options={"pool_size": "eight"})
 
 
 def test_capabilities() -> None:
@@ -194,7 +195,7 @@ def test_datetimes_are_stored_in_utc_and_big_ints_refused() -> None:
         2024, 1, 1, 10, tzinfo=dt.UTC
     )
     assert encode("datetime", dt.datetime(2024, 1, 1, 12)).tzinfo is dt.UTC  # naive is UTC
-    with pytest.raises(QueryError, match="64-bit"):
+    with pytest.raises(errors.QueryError, match="64-bit"):
         encode("int", 2**63)
 
 
@@ -254,15 +255,7 @@ def _row(schema: EntitySchema, **values: Any) -> dict[str, Any]:
 @pytest.fixture
 def urls() -> list[str]:
     found = neo4j_urls()
-
-    def probe() -> None:
-        driver = neo4j.GraphDatabase.driver(found[0], auth=None, connection_timeout=5)
-        try:
-            driver.verify_connectivity()
-        finally:
-            driver.close()
-
-    require("neo4j", probe)
+    require_neo4j(found)
     return found
 
 
@@ -406,11 +399,11 @@ def test_find_is_pushed_down_with_python_semantics(adapter: GraphAdapter) -> Non
     assert [r["id"] for r in adapter.find(NODE, Query((Filter("n", "lt", 5),)))] == ["x", "z"]
     assert [r["id"] for r in adapter.find(NODE, Query(order_by=(Order("n"),)))] == ["y", "x", "z"]
     assert [r["id"] for r in adapter.find(NODE, Query(order_by=(Order("n", True),)))] == ["z", "x", "y"]
-    with pytest.raises(QueryError, match="nested"):
+    with pytest.raises(errors.QueryError, match="nested"):
         adapter.find(NODE, Query((Filter("doc", "eq", {}),)))
-    with pytest.raises(QueryError, match="unknown field"):
+    with pytest.raises(errors.QueryError, match="unknown field"):
         adapter.count(NODE, [Filter(TOKEN_FIELD, "eq", 1)])
-    with pytest.raises(QueryError, match="cannot be sent"):
+    with pytest.raises(errors.QueryError, match="cannot be sent"):
         adapter.find(NODE, Query((Filter("name", "eq", object()),)))
 
 
@@ -473,9 +466,9 @@ def test_increment(adapter: GraphAdapter) -> None:
     assert adapter.increment(COUNTER, 1, "hits", 3) == 3  # null counts as 0
     assert adapter.increment(COUNTER, 1, "hits", -1) == 2
     assert adapter.increment(COUNTER, 1, "ratio", 0.25) == 0.75
-    with pytest.raises(NotFoundError):
+    with pytest.raises(errors.NotFoundError):
         adapter.increment(COUNTER, 2, "hits", 1)
-    with pytest.raises(QueryError):
+    with pytest.raises(errors.QueryError):
         adapter.increment(NODE, "x", "name", 1)
 
 
@@ -491,9 +484,9 @@ def test_partial_update(adapter: GraphAdapter) -> None:
     assert adapter.get(NODE, "u")["name"] is None  # type: ignore[index]
     assert adapter.update(NODE, "missing", {"name": "x"}) is False
     assert adapter.get(NODE, "missing") is None
-    with pytest.raises(QueryError, match="key"):
+    with pytest.raises(errors.QueryError, match="key"):
         adapter.update(NODE, "u", {"id": "other"})
-    with pytest.raises(QueryError, match="nested"):
+    with pytest.raises(errors.QueryError, match="nested"):
         adapter.update(NODE, "u", {"name.x": 1})
 
 
@@ -505,12 +498,12 @@ def test_relationship_properties_keep_their_types(adapter: GraphAdapter) -> None
     adapter.relate(NODE, Relationship("SEEN", "a", "b", {**properties, "gone": None}), NODE)
     [found] = adapter.neighbors(NODE, "a")
     assert found.relationship == Relationship("SEEN", "a", "b", properties)
-    with pytest.raises(QueryError, match="cannot be stored"):
+    with pytest.raises(errors.QueryError, match="cannot be stored"):
         adapter.relate(NODE, Relationship("SEEN", "a", "b", {"doc": {"a": 1}}), NODE)
-    with pytest.raises(QueryError, match="one type"):
+    with pytest.raises(errors.QueryError, match="one type"):
         adapter.relate(NODE, Relationship("SEEN", "a", "b", {"mixed": [1, "a"]}), NODE)
     assert adapter.neighbors(NODE, "a")[0].relationship.properties == properties  # unchanged
-    with pytest.raises(QueryError, match="relationship type"):
+    with pytest.raises(errors.QueryError, match="relationship type"):
         adapter.neighbors(NODE, "a", type="SEEN]-() DETACH DELETE n //")
 
 
@@ -543,7 +536,7 @@ def test_an_unreachable_server_is_unavailable() -> None:
         "bolt://127.0.0.1:9", store="items", shard="s0", options={"retry_time": 0, "connect_timeout": 1}
     )
     try:
-        with pytest.raises(StoreUnavailable) as caught:
+        with pytest.raises(errors.StoreUnavailable) as caught:
             down.ping()
         assert caught.value.retryable
         info = down.describe()
