@@ -116,10 +116,7 @@ class GraphAdapter(GraphOps, SchemaOps):
         batch_size: int = 500,
     ) -> Iterator[list[Row]]:
         label = self._label(schema)
-        if batch_size < 1:
-            raise QueryError(f"batch_size must be positive, not {batch_size}")
-        if tokens is not None and not self._with_token.get(label.name, True):
-            raise QueryError(f"{schema.name}: a token range scan needs a hash-routed store")
+        q.check_scan(label, tokens, batch_size, with_token=self._with_token.get(label.name, True))
         # A decimal shard key is stored as text: its bounds are checked in Python over a
         # keyset scan of the shard.
         keys_in_python = keys is not None and any(q.client_side(label, f) for f in schema.shard_key)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import neo4j
 import neo4j.exceptions as nx
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from adapters._options import AdapterOptions
 from adapters._shared import SharedClients
@@ -31,6 +31,9 @@ __all__ = ["DriverLease", "GraphOptions", "parse_url"]
 class GraphOptions(AdapterOptions):
     """``[stores.NAME.options]`` of a Neo4j store."""
 
+    namespace: str = Field(default="", pattern=PREFIX.pattern)
+    """A prefix of every label this store creates, so that several applications (or test
+    runs) share one server: letters, digits and _ only, since it starts every label."""
     connect_timeout: float = Field(default=10, ge=0)
     """Seconds to wait for a new Bolt connection (the driver's ``connection_timeout``)."""
     acquire_timeout: float = Field(default=30, ge=0)
@@ -44,14 +47,6 @@ class GraphOptions(AdapterOptions):
     index_timeout: float = Field(default=300, ge=0)
     """Seconds ``ensure`` waits for a new index to come online: a scan forces the token
     index, so it must be usable before the first write."""
-
-    @field_validator("namespace")
-    @classmethod
-    def _label_prefix(cls, value: str) -> str:
-        """The namespace starts every label: an identifier's characters only."""
-        if not PREFIX.match(value):
-            raise ValueError("the namespace must be letters, digits and _ (it starts every label)")
-        return value
 
 
 def parse_url(url: str) -> tuple[str, tuple[str, str] | None, str, str | None]:

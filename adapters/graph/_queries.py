@@ -28,7 +28,7 @@ from sharding.base import KeyRange, TokenRange
 from sharding.core.errors import QueryError
 from sharding.core.model import FieldSpec
 
-__all__ = ["client_side", "field_spec", "order", "scan_order", "scan_query", "split", "where"]
+__all__ = ["check_scan", "client_side", "field_spec", "order", "scan_order", "scan_query", "split", "where"]
 
 _SYMBOLS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
@@ -101,6 +101,15 @@ def order(label: Label, items: Sequence[Order]) -> str:
             parts += [f"({column} IS NULL) DESC", column]
     parts += [f"n.{tick(f)}" for f in label.key if f not in seen]
     return ", ".join(parts)
+
+
+def check_scan(label: Label, tokens: TokenRange | None, batch_size: int, *, with_token: bool) -> None:
+    """A scan's arguments: a positive batch size, and a token range only over rows that
+    carry their token (a hash-routed store's)."""
+    if batch_size < 1:
+        raise QueryError(f"batch_size must be positive, not {batch_size}")
+    if tokens is not None and not with_token:
+        raise QueryError(f"{label.schema.name}: a token range scan needs a hash-routed store")
 
 
 def scan_order(label: Label, tokens: TokenRange | None) -> list[str]:

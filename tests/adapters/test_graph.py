@@ -20,6 +20,7 @@ from adapters.base import TOKEN_FIELD, Capability, Filter, Order, Query, Relatio
 from adapters.graph import ERRORS, GraphAdapter, GraphOptions, translating
 from adapters.graph._connection import parse_url
 from adapters.graph._cypher import lex
+from adapters.graph._label import Label
 from adapters.graph._queries import scan_query
 from adapters.graph._values import decode, encode
 from sharding.base import KeyRange, TokenRange
@@ -276,6 +277,11 @@ def adapter(urls: list[str], namespace: str) -> Iterator[GraphAdapter]:
     built.close()
 
 
+def _label(schema: EntitySchema, namespace: str) -> Label:
+    """The label the ``adapter`` fixture gives ``schema`` (namespace, then its shard prefix)."""
+    return Label.of(schema, f"{namespace}s0_")
+
+
 FULL_SCANS = {"NodeByLabelScan", "NodeIndexScan", "AllNodesScan"}
 
 
@@ -295,10 +301,10 @@ def _explain(adapter: GraphAdapter, text: str, params: dict[str, Any]) -> set[st
 
 
 @pytest.mark.neo4j
-def test_token_range_scans_seek_the_token_index(adapter: GraphAdapter) -> None:
+def test_token_range_scans_seek_the_token_index(adapter: GraphAdapter, namespace: str) -> None:
     adapter.put_many(NODE, [_row(NODE, id=f"t{i:03d}") for i in range(300)])
     span = TokenRange(-(2**62), 2**62)
-    label = adapter._label(NODE)
+    label = _label(NODE, namespace)
     first, params = scan_query(label, span, None, None, 50)
     later, later_params = scan_query(label, span, None, [0, "t100"], 50)
     for operators in (_explain(adapter, first, params), _explain(adapter, later, later_params)):
@@ -313,9 +319,9 @@ def test_token_range_scans_seek_the_token_index(adapter: GraphAdapter) -> None:
 
 
 @pytest.mark.neo4j
-def test_key_range_scans_seek_the_key_index(adapter: GraphAdapter) -> None:
+def test_key_range_scans_seek_the_key_index(adapter: GraphAdapter, namespace: str) -> None:
     adapter.put_many(COUNTER, [_row(COUNTER, id=i, ratio=0.0) for i in range(100)])
-    label = adapter._label(COUNTER)
+    label = _label(COUNTER, namespace)
     text, params = scan_query(label, None, KeyRange(10, 20), None, 5)
     operators = _explain(adapter, text, params)
     assert any("IndexSeek" in operator for operator in operators), operators
@@ -327,7 +333,7 @@ def test_key_range_scans_seek_the_key_index(adapter: GraphAdapter) -> None:
 
 
 @pytest.mark.neo4j
-def test_every_type_round_trips_and_is_stored_natively(adapter: GraphAdapter) -> None:
+def test_every_type_round_trips_and_is_stored_natively(adapter: GraphAdapter, namespace: str) -> None:
     row = _row(
         NODE,
         id="full",
@@ -345,7 +351,7 @@ def test_every_type_round_trips_and_is_stored_natively(adapter: GraphAdapter) ->
     assert adapter.get(NODE, "full") == row
     with adapter.driver.session() as session:
         stored = session.run(
-            f"MATCH (n:`{adapter._label(NODE).name}` {{id: 'full'}}) RETURN properties(n) AS p"
+            f"MATCH (n:`{_label(NODE, namespace).name}` {{id: 'full'}}) RETURN properties(n) AS p"
         ).single(strict=True)["p"]
     assert isinstance(stored["at"], neo4j.time.DateTime)
     assert stored["at"].nanosecond == 123456000
