@@ -14,11 +14,13 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sharding.core.errors import ConfigError
 
-__all__ = ["AdapterOptions", "parse_options"]
+__all__ = ["NAMESPACE_PATTERN", "AdapterOptions", "parse_options"]
+
+NAMESPACE_PATTERN = r"^[A-Za-z0-9_]*$"
 
 OptionsT = TypeVar("OptionsT", bound="AdapterOptions")
 
@@ -28,9 +30,10 @@ class AdapterOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    namespace: str = ""
+    namespace: str = Field(default="", pattern=NAMESPACE_PATTERN)
     """A prefix for every table, key or label this store creates, so that several
-    applications (or test runs) can share one database."""
+    applications (or test runs) can share one database: letters, digits and _, because
+    it becomes part of identifiers on every backend."""
 
 
 def parse_options(

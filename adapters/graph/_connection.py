@@ -31,9 +31,6 @@ __all__ = ["DriverLease", "GraphOptions", "parse_url"]
 class GraphOptions(AdapterOptions):
     """``[stores.NAME.options]`` of a Neo4j store."""
 
-    namespace: str = Field(default="", pattern=PREFIX.pattern)
-    """A prefix of every label this store creates, so that several applications (or test
-    runs) share one server: letters, digits and _ only, since it starts every label."""
     connect_timeout: float = Field(default=10, ge=0)
     """Seconds to wait for a new Bolt connection (the driver's ``connection_timeout``)."""
     acquire_timeout: float = Field(default=30, ge=0)
