@@ -8,7 +8,6 @@ surfacing later as a pymongo error. The FerretDB-specific knobs (``row_locks``,
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final, Literal
 
 from pydantic import Field, StrictBool, StrictInt, field_validator
@@ -20,19 +19,20 @@ __all__ = ["DEFAULT_TIMEOUT", "DocumentOptions"]
 DEFAULT_TIMEOUT: Final = 30.0
 """Seconds per operation (pymongo's ``socketTimeoutMS``) unless ``timeout`` says otherwise."""
 
-_NAME: Final = re.compile(r"^[A-Za-z0-9_]*$")
-
 
 class DocumentOptions(AdapterOptions):
     """``[stores.NAME.options]`` of a MongoDB (or FerretDB) store."""
 
+    namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_]*$")
+    """A prefix of every collection this store creates (``namespace + entity``), so that
+    several applications (or test runs) share one database: letters, digits and _ only."""
     connect_timeout: float = Field(default=10, ge=0)
     """Seconds to find a server and open a connection (``serverSelectionTimeoutMS`` and
     ``connectTimeoutMS``): past it, a call fails with ``StoreUnavailable``."""
-    timeout: float = Field(default=DEFAULT_TIMEOUT, ge=0)
+    timeout: float = DEFAULT_TIMEOUT
     """Seconds per operation (``socketTimeoutMS``). A server that accepts but never
     answers (FerretDB 1.24 can wedge so) must fail the call, so the breaker sees it,
-    instead of hanging the caller; 0 waits forever."""
+    instead of hanging the caller; 0 (or less) waits forever."""
     pool_size: int | None = Field(default=None, ge=0)
     """Connections per shard (``maxPoolSize``); pymongo's default when unset."""
     database: str = "polystore"
@@ -41,20 +41,12 @@ class DocumentOptions(AdapterOptions):
     """Per-row lock documents around increments and partial updates: ``"auto"`` (or
     None) asks the server and locks on FerretDB only, whose update operators are an
     unconditioned read-then-write; ``true``/``false`` force it."""
-    lock_timeout: float = Field(default=10, ge=0)
+    lock_timeout: float = 10
     """Seconds to wait for such a row lock before failing with ``StoreTimeout``."""
     bulk_batch: Literal["auto"] | StrictInt | None = "auto"
     """Replacements per ``bulk_write`` of ``put_many``: ``"auto"`` (or None) is 8 on
     FerretDB, where a larger replacing command can deadlock 1.24's connection pool, and
     unbounded on MongoDB; or a positive integer."""
-
-    @field_validator("namespace")
-    @classmethod
-    def _collection_prefix(cls, value: str) -> str:
-        """The namespace starts every collection name: letters, digits and _ only."""
-        if not _NAME.match(value):
-            raise ValueError("the namespace must be letters, digits and _ (it starts every collection name)")
-        return value
 
     @field_validator("row_locks", mode="before")
     @classmethod

@@ -21,15 +21,16 @@ from pymongo import errors as mongo_errors
 from adapters.base import TOKEN_FIELD, Filter, Order, Query
 from adapters.document import (
     ARRAY_WRAPPER,
-    DRIVER_ERRORS,
+    ERRORS,
     DocumentAdapter,
+    DocumentOptions,
     decode_json,
     encode_json,
     escape_key,
-    translate_error,
     unescape_key,
 )
-from adapters.document._adapter import _decimal_from_key, _decimal_key, _decode, _encode, _safe_match
+from adapters.document._filters import safe_match
+from adapters.document._scalars import decimal_from_key, decimal_key, decode, encode
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
 from tests.backends.mongo import mongo_urls, with_database
@@ -87,8 +88,12 @@ EXPECTED: dict[type[BaseException], tuple[type[StoreError], bool]] = {
 }
 
 
+def translate_error(exc: BaseException, *, store: str, shard: str, key: Any = None) -> StoreError:
+    return ERRORS.translate(exc, store=store, shard=shard, key=key)
+
+
 def test_every_caught_driver_exception_is_listed_here() -> None:
-    assert {cls for cls, _, _ in DRIVER_ERRORS} == set(EXPECTED)
+    assert {cls for cls, _, _ in ERRORS.rules} == set(EXPECTED)
 
 
 @pytest.mark.parametrize("cls", list(EXPECTED), ids=lambda cls: cls.__name__)
@@ -130,6 +135,29 @@ def test_replica_set_urls_and_bad_configuration() -> None:
     for bad in (0, -3, True, "8", 2.5):
         with pytest.raises(ConfigError, match="bulk_batch"):
             DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s0", options={"bulk_batch": bad})
+
+
+def test_options_are_typed_with_the_documented_defaults() -> None:
+    """A typo or a wrong type is refused when the adapter is built, naming the option."""
+    defaults = DocumentOptions()
+    assert DocumentAdapter.Options is DocumentOptions
+    assert (defaults.connect_timeout, defaults.timeout, defaults.lock_timeout) == (10, 30.0, 10)
+    assert (defaults.row_locks, defaults.bulk_batch, defaults.database, defaults.pool_size) == (
+        "auto",
+        "auto",
+        "polystore",
+        None,
+    )
+    assert (defaults.row_locks_forced, defaults.bulk_batch_size) == (None, None)
+    forced = DocumentOptions(row_locks=False, bulk_batch=50)
+    assert (forced.row_locks_forced, forced.bulk_batch_size) == (False, 50)
+    with pytest.raises(ConfigError, match="did you mean 'namespace'"):
+        DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s0", options={"namespce": "x_"})
+    for bad in ("yes", 1, "auto "):
+        with pytest.raises(ConfigError, match="row_locks"):
+            DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s0", options={"row_locks": bad})
+    with pytest.raises(ConfigError, match="timeout"):
+        DocumentAdapter("mongodb://127.0.0.1:1/x", store="docs", shard="s0", options={"timeout": "soon"})
 
 
 # -- encodings (no server) ----------------------------------------------------------------
@@ -186,25 +214,25 @@ def test_key_escaping_is_reversible_and_never_makes_the_wrapper(key: str) -> Non
     st.decimals(allow_nan=False, places=None),
 )
 def test_decimal_keys_sort_like_the_numbers(a: decimal.Decimal, b: decimal.Decimal) -> None:
-    assert (_decimal_key(a) < _decimal_key(b)) == (a < b)
-    assert (_decimal_key(a) == _decimal_key(b)) == (a == b)
-    assert _decimal_from_key(_decimal_key(a)) == a
+    assert (decimal_key(a) < decimal_key(b)) == (a < b)
+    assert (decimal_key(a) == decimal_key(b)) == (a == b)
+    assert decimal_from_key(decimal_key(a)) == a
 
 
 @given(st.datetimes(timezones=st.just(dt.UTC)))
 def test_datetimes_are_lossless_microseconds(value: dt.datetime) -> None:
-    assert _decode("datetime", _encode("datetime", value)) == value
+    assert decode("datetime", encode("datetime", value)) == value
 
 
 def test_scalar_encodings_keep_python_order() -> None:
     blobs = [b"", b"\x00", b"\x00\x00", b"\x01", b"\xff", b"\xff\x00"]
-    assert sorted(blobs, key=lambda blob: _encode("bytes", blob)) == sorted(blobs)
+    assert sorted(blobs, key=lambda blob: encode("bytes", blob)) == sorted(blobs)
     uuids = [uuid.uuid4() for _ in range(50)]
-    assert sorted(uuids, key=lambda value: _encode("uuid", value)) == sorted(uuids)
+    assert sorted(uuids, key=lambda value: encode("uuid", value)) == sorted(uuids)
     days = [dt.date(1, 1, 1), dt.date(999, 12, 31), dt.date(2024, 2, 29), dt.date(9999, 12, 31)]
-    assert sorted(days, key=lambda day: _encode("date", day)) == sorted(days)
+    assert sorted(days, key=lambda day: encode("date", day)) == sorted(days)
     with pytest.raises(QueryError):
-        _decimal_key(decimal.Decimal("NaN"))
+        decimal_key(decimal.Decimal("NaN"))
 
 
 # -- on the server ------------------------------------------------------------------------
@@ -324,9 +352,7 @@ def test_python_equality_of_bools_and_numbers_inside_json(adapter: DocumentAdapt
     for op, operand in [("eq", 1), ("eq", True), ("ne", 0), ("lt", 2), ("ge", True), ("gt", False), ("in", [0, "1"])]:
         item = Filter("info.v", op, operand)  # type: ignore[arg-type]
         # Python raises TypeError ordering "1" against 2; the adapter says "no match" there.
-        expected = sorted(
-            f"b{index}" for index, value in enumerate(values) if _safe_match(item, {"info": {"v": value}})
-        )
+        expected = sorted(f"b{index}" for index, value in enumerate(values) if safe_match(item, {"info": {"v": value}}))
         assert sorted(row["id"] for row in adapter.find(DOC, Query(filters=(item,)))) == expected, item
         assert adapter.count(DOC, [item]) == len(expected)
 
