@@ -23,9 +23,6 @@ DEFAULT_TIMEOUT: Final = 30.0
 class DocumentOptions(AdapterOptions):
     """``[stores.NAME.options]`` of a MongoDB (or FerretDB) store."""
 
-    namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_]*$")
-    """A prefix of every collection this store creates (``namespace + entity``), so that
-    several applications (or test runs) share one database: letters, digits and _ only."""
     connect_timeout: float = Field(default=10, ge=0)
     """Seconds to find a server and open a connection (``serverSelectionTimeoutMS`` and
     ``connectTimeoutMS``): past it, a call fails with ``StoreUnavailable``."""
