@@ -189,7 +189,7 @@ def build_cassandra(ctx: Context, suite: Suite) -> None:
         from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
         from cassandra.query import tuple_factory
 
-        from adapters.column import _CONCURRENCY, skey_prefix
+        from adapters.column import CONCURRENCY, skey_prefix
     except ImportError as exc:
         raise Unreachable(f"cassandra-driver is not installed ({exc})") from exc
     point = endpoint("cassandra", "contact_points", "POLYSTORE_CASSANDRA_URL")[0]
@@ -231,14 +231,14 @@ def build_cassandra(ctx: Context, suite: Suite) -> None:
             session.execute(insert, row)
 
     def put_many(lo: int = 0, hi: int | None = None) -> None:
-        execute_concurrent_with_args(session, insert, params[lo:hi], concurrency=_CONCURRENCY)
+        execute_concurrent_with_args(session, insert, params[lo:hi], concurrency=CONCURRENCY)
 
     suite.contenders["cassandra-driver"] = {"get": get, "put": put, "put_many": put_many}
     put_many()
     check_layout(suite, repo, entities, "cassandra-driver")
     suite.notes.append(
         f"cassandra: prepared statements, LOCAL_QUORUM, tuple rows; batch = execute_concurrent_with_args"
-        f" at the adapter's concurrency ({_CONCURRENCY})"
+        f" at the adapter's concurrency ({CONCURRENCY})"
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import typing
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,10 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.base import TOKEN_FIELD, Filter, Order, Query, sort_key
-from adapters.column import DRIVER_ERRORS, ColumnAdapter, _codecs, _plan, parse_url, skey_prefix, translate_errors
+from adapters.column import ERRORS, ColumnAdapter, ColumnOptions, parse_url, skey_prefix
+from adapters.column._codecs import codecs_for
+from adapters.column._options import ConsistencyName
+from adapters.column._plan import plan
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
-from tests.contract.backends.cassandra import cassandra_points
+from tests.backends.cassandra import cassandra_points
 from toolkit import Entity
 from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
 from toolkit.model import EntitySchema, schema_of
@@ -65,7 +69,7 @@ CASES: list[tuple[BaseException, type[StoreError], bool]] = [
 
 @pytest.mark.parametrize(("exc", "expected", "retryable"), CASES, ids=lambda value: type(value).__name__)
 def test_every_driver_error_is_translated(exc: BaseException, expected: type[StoreError], retryable: bool) -> None:
-    with pytest.raises(StoreError) as caught, translate_errors("items", "s1", key="k1"):
+    with pytest.raises(StoreError) as caught, ERRORS.translating("items", "s1", key="k1"):
         raise exc
     error = caught.value
     assert type(error) is expected
@@ -77,12 +81,12 @@ def test_every_driver_error_is_translated(exc: BaseException, expected: type[Sto
 
 def test_the_mapping_is_fully_covered_by_the_cases() -> None:
     covered = {type(exc) for exc, _, _ in CASES}
-    for driver_class, _, _ in DRIVER_ERRORS:
+    for driver_class, _, _ in ERRORS.rules:
         assert any(issubclass(case, driver_class) for case in covered), driver_class
 
 
 def test_non_driver_errors_pass_through() -> None:
-    with pytest.raises(KeyError), translate_errors("items", "s1"):
+    with pytest.raises(KeyError), ERRORS.translating("items", "s1"):
         raise KeyError("mine")
 
 
@@ -111,9 +115,46 @@ def test_bad_options_are_config_errors() -> None:
         ColumnAdapter("cassandra://h1/ks", store="s", shard="s0", options={"consistency": "MOST"})
     with pytest.raises(ConfigError, match="namespace"):
         ColumnAdapter("cassandra://h1/ks", store="s", shard="s0", options={"namespace": "a-b"})
-    adapter = ColumnAdapter("cassandra://h1/ks", store="s", shard="s0", options={"replication": {"class": "x'}"}})
-    with pytest.raises(ConfigError, match="replication"):
-        adapter._replication_literal()
+    with pytest.raises(ConfigError, match="replication"):  # refused when built, not at the first ensure
+        ColumnAdapter("cassandra://h1/ks", store="s", shard="s0", options={"replication": {"class": "x'}"}})
+
+
+def test_typed_options_keep_the_old_defaults() -> None:
+    options = ColumnAdapter("cassandra://h1/ks", store="s", shard="s0").options
+    assert options == ColumnOptions()
+    assert (options.namespace, options.consistency, options.local_dc) == ("", "LOCAL_QUORUM", None)
+    assert (options.request_timeout, options.connect_timeout, options.protocol_version) == (12.0, 5.0, None)
+    assert options.consistency_level == cassandra.ConsistencyLevel.LOCAL_QUORUM
+    assert options.replication_cql == "{'class': 'SimpleStrategy', 'replication_factor': '1'}"
+
+
+def test_typed_options_refuse_typos_wrong_types_and_unknown_values() -> None:
+    with pytest.raises(ConfigError, match=r"stores\.s\.options\.consistensy.*did you mean 'consistency'"):
+        ColumnAdapter("cassandra://h1/ks", store="s", shard="s0", options={"consistensy": "ONE"})
+    with pytest.raises(ConfigError, match=r"options\.request_timeout"):
+        ColumnAdapter("cassandra://h1/ks", store="s", shard="s0", options={"request_timeout": "soon"})
+    with pytest.raises(ConfigError, match=r"options\.protocol_version"):
+        ColumnAdapter("cassandra://h1/ks", store="s", shard="s0", options={"protocol_version": 7})
+    with pytest.raises(ConfigError, match="'class'"):
+        ColumnAdapter("cassandra://h1/ks", store="s", shard="s0", options={"replication": {"dc1": 3}})
+
+
+def test_consistency_levels_are_the_drivers_in_any_case() -> None:
+    assert set(typing.get_args(ConsistencyName)) == set(cassandra.ConsistencyLevel.name_to_value)
+    options = ColumnOptions(consistency="local_one")
+    assert options.consistency == "LOCAL_ONE"
+    assert options.consistency_level == cassandra.ConsistencyLevel.LOCAL_ONE
+
+
+def test_url_parameters_are_options_and_the_stores_own_win() -> None:
+    url = "cassandra://h1/ks?consistency=ONE&request_timeout=3.5&connect_timeout=2"
+    adapter = ColumnAdapter(url, store="s", shard="s0", options={"connect_timeout": 1})
+    assert (adapter.options.consistency, adapter.options.request_timeout) == ("ONE", 3.5)
+    assert adapter.options.connect_timeout == 1
+    with pytest.raises(ConfigError, match="consistency"):
+        ColumnAdapter("cassandra://h1/ks?consistency=MOST", store="s", shard="s0")
+    replicated = ColumnOptions(replication={"class": "NetworkTopologyStrategy", "dc1": 3})
+    assert replicated.replication_cql == "{'class': 'NetworkTopologyStrategy', 'dc1': '3'}"
 
 
 # -- the shard-key prefix (no server) ------------------------------------------------
@@ -373,28 +414,27 @@ def _aware(filters: list[Filter]) -> list[Filter]:
 def test_the_plan_pushes_only_what_cql_evaluates_like_python() -> None:
     class FakeTable:
         schema = schema_of(Thing)
-        codecs = _codecs(schema, (("id",), ()))
+        codecs = codecs_for(schema, (("id",), ()))
         partition = ("id",)
         indexed = frozenset({"name", "n", "_ps_token", "_ps_skey"})
 
-    plan = _plan(
-        FakeTable(), [Filter("name", "ne", "x"), Filter("score", "eq", 0.0), Filter("uid", "gt", uuid.uuid4())]
-    )  # type: ignore[arg-type]
-    assert plan is not None
-    assert plan.where == ""
-    plan = _plan(FakeTable(), [Filter("n", "in", [1, 2]), Filter("n", "gt", 0), Filter("id", "ge", "a")])  # type: ignore[arg-type]
-    assert plan is not None
-    assert plan.where == ' WHERE "n" IN ? AND "id" >= ? AND "_ps_skey" >= ? ALLOW FILTERING'
-    assert plan.params[:2] == ([1, 2], "=a")
-    assert _plan(FakeTable(), [Filter("n", "in", [])]) is None  # type: ignore[arg-type]
+    table: Any = FakeTable()
+    planned = plan(table, [Filter("name", "ne", "x"), Filter("score", "eq", 0.0), Filter("uid", "gt", uuid.uuid4())])
+    assert planned is not None
+    assert planned.where == ""
+    planned = plan(table, [Filter("n", "in", [1, 2]), Filter("n", "gt", 0), Filter("id", "ge", "a")])
+    assert planned is not None
+    assert planned.where == ' WHERE "n" IN ? AND "id" >= ? AND "_ps_skey" >= ? ALLOW FILTERING'
+    assert planned.params[:2] == ([1, 2], "=a")
+    assert plan(table, [Filter("n", "in", [])]) is None
 
 
 @pytest.mark.cassandra
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    key=st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+    key=st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
     | st.sampled_from(["'; DROP TABLE items; --", "APPLY BATCH;", "$where", "{a}:*", "", "ALLOW FILTERING"]),
-    value=st.text(st.characters(blacklist_categories=("Cs",)), max_size=60),
+    value=st.text(st.characters(blacklist_categories=["Cs"]), max_size=60),
     blob=st.binary(max_size=32),
 )
 def test_arbitrary_keys_and_values_are_stored_literally(

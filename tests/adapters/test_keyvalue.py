@@ -21,14 +21,16 @@ import redis.exceptions as rex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.base import TOKEN_FIELD, Query
-from adapters.keyvalue import ERROR_MAP, KeyValueAdapter, _ordered, _token_hex, parse_url, translate_errors
+from adapters.base import TOKEN_FIELD, Capability, Query
+from adapters.keyvalue import ERRORS, KeyValueAdapter, KeyValueOptions, parse_url
+from adapters.keyvalue._ordered import ordered as _ordered
+from adapters.keyvalue._values import token_hex as _token_hex
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import MAX_TOKEN, MIN_TOKEN, encode_key
-from tests.contract.backends.redis import redis_cluster_url, redis_urls
+from tests.backends.redis import redis_cluster_url, redis_urls
 from tests.servers import require
 from toolkit import Entity
-from toolkit.errors import ConfigError, QueryError, StoreError, StoreTimeout, StoreUnavailable
+from toolkit.errors import ConfigError, NotFoundError, QueryError, StoreError, StoreTimeout, StoreUnavailable
 from toolkit.model import EntitySchema, schema_of
 
 
@@ -56,11 +58,11 @@ def _instance(cls: type[BaseException]) -> BaseException:
     return cls("boom")
 
 
-@pytest.mark.parametrize(("driver", "toolkit", "retryable"), ERROR_MAP, ids=[e[0].__name__ for e in ERROR_MAP])
+@pytest.mark.parametrize(("driver", "toolkit", "retryable"), ERRORS.rules, ids=[e[0].__name__ for e in ERRORS.rules])
 def test_every_caught_driver_exception_is_mapped(
     driver: type[BaseException], toolkit: type[StoreError], retryable: bool
 ) -> None:
-    with pytest.raises(StoreError) as caught, translate_errors("kv", "s1", key="k"):
+    with pytest.raises(StoreError) as caught, ERRORS.translating("kv", "s1", key="k"):
         raise _instance(driver)
     error = caught.value
     expected = toolkit if driver is not rex.RedisClusterException else StoreError
@@ -72,7 +74,7 @@ def test_every_caught_driver_exception_is_mapped(
 
 
 def test_the_mapping_covers_every_redis_exception_class() -> None:
-    mapped = tuple(entry[0] for entry in ERROR_MAP)
+    mapped = ERRORS.caught
     for _, cls in inspect.getmembers(rex, inspect.isclass):
         if issubclass(cls, (rex.RedisError, rex.RedisClusterException)):
             assert issubclass(cls, mapped), cls
@@ -93,15 +95,15 @@ def test_the_mapping_covers_every_redis_exception_class() -> None:
     ],
 )
 def test_key_mappings(driver: type[BaseException], toolkit: type[StoreError], retryable: bool) -> None:
-    with pytest.raises(toolkit) as caught, translate_errors("kv", "s0"):
+    with pytest.raises(toolkit) as caught, ERRORS.translating("kv", "s0"):
         raise _instance(driver)
     assert caught.value.retryable is retryable
 
 
 def test_cluster_exceptions_are_unavailable_only_when_about_connecting() -> None:
-    with pytest.raises(StoreUnavailable), translate_errors("kv", "s0"):
+    with pytest.raises(StoreUnavailable), ERRORS.translating("kv", "s0"):
         raise rex.RedisClusterException("Redis Cluster cannot be connected. Please provide at least one node")
-    with pytest.raises(StoreError) as caught, translate_errors("kv", "s0"):
+    with pytest.raises(StoreError) as caught, ERRORS.translating("kv", "s0"):
         raise rex.RedisClusterException("No way to dispatch this command")
     assert not isinstance(caught.value, StoreUnavailable)
     assert caught.value.retryable is False
@@ -133,6 +135,31 @@ def test_bad_urls_are_config_errors(url: str) -> None:
 def test_namespaces_cannot_break_hash_tags() -> None:
     with pytest.raises(ConfigError, match="namespace"):
         KeyValueAdapter("redis://127.0.0.1:1/0", store="kv", shard="s0", options={"namespace": "a}{b"})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"index_bucket": 4}, "did you mean 'index_buckets'"),
+        ({"socket_timeout": "soon"}, "socket_timeout"),
+        ({"index_buckets": 2000}, "index_buckets"),
+        ({"retries": -1}, "retries"),
+    ],
+)
+def test_options_are_typed(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        KeyValueAdapter("redis://127.0.0.1:1/0", store="kv", shard="s0", options=options)
+    assert "stores.kv.options." in str(caught.value)
+
+
+def test_option_defaults_are_the_adapters() -> None:
+    options = KeyValueOptions()
+    assert (options.socket_timeout, options.connect_timeout, options.pool_size, options.retries) == (10, 5, None, 0)
+    assert (options.buckets(cluster=False), options.buckets(cluster=True)) == (1, 64)
+    assert KeyValueOptions(index_buckets=4).buckets(cluster=True) == 4
+    adapter = KeyValueAdapter("redis-cluster://127.0.0.1:1", store="kv", shard="s0", options={"namespace": "ns"})
+    assert isinstance(adapter.options, KeyValueOptions)
+    assert Capability.APPLY_ONCE | Capability.SCRIPTS in adapter.capabilities
 
 
 @given(st.integers(MIN_TOKEN, MAX_TOKEN), st.integers(MIN_TOKEN, MAX_TOKEN))
@@ -511,3 +538,78 @@ def test_eq_and_in_on_the_key_read_rows_by_key(make: Factory) -> None:
     assert listed == []  # no index was walked
     assert adapter.count(DOC, [Filter("id", "eq", 7)]) == 0  # wrong type: walked, matches nothing
     assert sum(listed) == 30
+
+
+# -- apply-once increments and scripts ------------------------------------------------
+
+
+def test_increment_once_applies_each_marker_once(make: Factory) -> None:
+    adapter = make()
+    adapter.put(DOC, _row("c", 1, n=10, x=0.1))
+    assert adapter.increment_once(DOC, "c", "n", 5, marker="saga-1:0") == 15
+    assert adapter.increment_once(DOC, "c", "n", 5, marker="saga-1:0") == 15  # a replay: no effect
+    assert adapter.increment_once(DOC, "c", "n", 5, marker="saga-2:0") == 20
+    assert adapter.increment_once(DOC, "c", "n", 5, marker="saga-1:0", undo=True) == 15
+    assert adapter.increment_once(DOC, "c", "n", 5, marker="saga-1:0", undo=True) == 15  # undone once
+    assert adapter.increment_once(DOC, "c", "n", 5, marker="saga-1:0") == 15  # a zombie retry after the undo
+    assert adapter.increment_once(DOC, "c", "x", 0.2, marker="saga-3:0") == 0.1 + 0.2
+    assert adapter.get(DOC, "c") == _row("c", 1, n=15, x=0.1 + 0.2)
+
+
+def test_an_undo_that_comes_first_leaves_a_tombstone(make: Factory) -> None:
+    adapter = make()
+    adapter.put(DOC, _row("t", 1, n=3))
+    assert adapter.increment_once(DOC, "t", "n", 4, marker="m", undo=True) == 3
+    assert adapter.increment_once(DOC, "t", "n", 4, marker="m") == 3
+    assert adapter.increment_once(DOC, "t", "x", 1.5, marker="null field", undo=True) is None
+
+
+def test_increment_once_needs_the_row_and_a_numeric_field(make: Factory) -> None:
+    adapter = make()
+    with pytest.raises(NotFoundError):
+        adapter.increment_once(DOC, "absent", "n", 1, marker="m")
+    adapter.put(DOC, _row("absent", 1, n=1))
+    assert adapter.increment_once(DOC, "absent", "n", 1, marker="m") == 2  # the miss left no marker
+    with pytest.raises(QueryError, match="int"):
+        adapter.increment_once(DOC, "absent", "n", 1.5, marker="other")
+    with pytest.raises(QueryError, match="non-key"):
+        adapter.increment_once(DOC, "absent", "id", 1, marker="other")
+
+
+def test_the_marker_lives_in_the_rows_slot_and_expires(make: Factory) -> None:
+    adapter = make()
+    adapter.put(DOC, _row("s", 1, n=0))
+    adapter.increment_once(DOC, "s", "n", 1, marker="saga-9:1")
+    layout = adapter._get_layout(DOC)
+    marker_key = layout.marker_key("s", "saga-9:1")
+    client: Any = adapter.client
+    assert client.get(marker_key) == b"applied"
+    assert int(client.pttl(marker_key)) > 0
+    assert _slot(adapter, marker_key) == _slot(adapter, layout.locate("s")[0])
+
+
+def test_run_script_runs_lua_on_the_shards_keys(make: Factory) -> None:
+    adapter = make()
+    tag = "{" + adapter.prefix + "script}"
+    keys = [f"{tag}:a", f"{tag}:b"]  # one hash tag: one slot, as a cluster requires
+    swap = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('SET', KEYS[2], ARGV[2]); return redis.call('MGET', KEYS[1], KEYS[2])"
+    assert adapter.run_script(swap, keys, ["x", 1]) == [b"x", b"1"]
+    adapter.client.script_flush()
+    assert adapter.run_script("return redis.call('GET', KEYS[1])", keys[:1], []) == b"x"
+    with pytest.raises(StoreError, match="ResponseError") as caught:
+        adapter.run_script("return redis.call('NO_SUCH_COMMAND')", keys[:1], [])
+    assert caught.value.retryable is False
+
+
+def test_shards_on_one_server_share_a_client(make: Factory) -> None:
+    first = make()
+    url = _url("cluster" if first.cluster else "standalone")
+    options = {"namespace": first.options.namespace}
+    second = KeyValueAdapter(url, store="kv", shard="s1", options=options)
+    third = KeyValueAdapter(url, store="kv", shard="s2", options=options)
+    assert second.client is third.client
+    second.close()
+    third.ping()  # still open: the client closes with its last user
+    third.close()
+    assert second.describe().reachable  # a closed adapter opens a client again
+    second.close()
