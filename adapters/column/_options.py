@@ -35,9 +35,6 @@ _DEFAULT_REPLICATION: Final = {"class": "SimpleStrategy", "replication_factor": 
 class ColumnOptions(AdapterOptions):
     """``[stores.NAME.options]`` of a Cassandra (or ScyllaDB) store."""
 
-    namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_]*$")
-    """A prefix of every table name this store creates, so that several applications (or
-    test runs) share one keyspace: letters, digits and _ only, since it starts every name."""
     consistency: ConsistencyName = "LOCAL_QUORUM"
     """The consistency level of every statement (any case): ``LOCAL_QUORUM`` reads what a
     ``LOCAL_QUORUM`` write acknowledged, in the local datacenter."""
