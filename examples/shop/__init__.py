@@ -1,53 +1,16 @@
-"""A small but real shop whose data lives in five kinds of database.
+"""The shop example. Its code ships with polystore as ``toolkit.demo.shop``.
 
-Customers and orders are relational (hash-sharded by customer), the ledger is
-range-routed by month, sellers are directory-routed (big sellers pinned to their own
-shard), the product catalogue is documents, carts and sessions are key-value with a
-TTL, each customer's order events are a column-family partition in time order, and
-"follows" and "bought together" are a graph. Checkout is a saga (``checkout``).
+``polystore demo`` runs the shop from an installed wheel. So the application lives
+once, inside the distribution, in ``toolkit/demo/shop/``:
 
-Run it with no server (SQLite files under ``./.polystore``)::
+* ``models.py``: the entities and the stores they live in;
+* ``app.py``: the use cases;
+* ``checkout.py``: the checkout saga;
+* ``polystore.toml`` and ``polystore.stack.toml``: the two configuration files.
 
-    python -m examples.shop
+Import it as ``toolkit.demo.shop``, which works with or without a source checkout.
+This package only keeps the source tree's command working::
 
-or, unchanged, on the real servers (``stack/stack up`` or docker-compose)::
-
-    python -m examples.shop --config examples/shop/polystore.stack.toml
-
-``polystore demo`` runs this application and narrates what went where.
+    python -m examples.shop                    # SQLite files under ./.polystore, no server
+    python -m examples.shop --config toolkit/demo/shop/polystore.stack.toml
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-from examples.shop.app import BAD_CARD, ENTITIES, GOOD_CARD, Placement, SeedReport, Shop, build
-from examples.shop.checkout import CHECKOUT, SAGAS, OutOfStock, PaymentDeclined
-from toolkit.config import Config, parse_config
-
-__all__ = [
-    "BAD_CARD",
-    "CHECKOUT",
-    "EMBEDDED_CONFIG",
-    "ENTITIES",
-    "GOOD_CARD",
-    "SAGAS",
-    "STACK_CONFIG",
-    "OutOfStock",
-    "PaymentDeclined",
-    "Placement",
-    "SeedReport",
-    "Shop",
-    "build",
-    "embedded_config",
-]
-
-EMBEDDED_CONFIG = Path(__file__).resolve().parent / "polystore.toml"
-"""The shop's stores as SQLite files (relative paths, anchored where you choose)."""
-STACK_CONFIG = Path(__file__).resolve().parent / "polystore.stack.toml"
-"""The same stores on the real servers."""
-
-
-def embedded_config(directory: Path) -> Config:
-    """``polystore.toml`` with its SQLite files under ``directory/.polystore``."""
-    return parse_config(EMBEDDED_CONFIG.read_text(encoding="utf-8"), file=str(EMBEDDED_CONFIG), base_dir=directory)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from examples.shop import BAD_CARD, CHECKOUT, Placement, Shop
+from toolkit.demo.shop import BAD_CARD, CHECKOUT, Placement, Shop
 from toolkit.saga import SagaState
 
 

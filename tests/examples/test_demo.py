@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from toolkit.demo import REBALANCED_STORE, run_demo
+from tests.examples.processes import run_ok
+from toolkit.cli import REBALANCED_STORE, run_demo
 
 
 def test_the_demo_runs_to_the_end(tmp_path: Path) -> None:
@@ -43,16 +43,11 @@ def test_the_console_script_runs_the_demo_from_anywhere(tmp_path: Path) -> None:
     """What the README's first command ends with: a real process, outside the checkout."""
     env = {**os.environ, "COLUMNS": "120"}
     env.pop("PYTHONPATH", None)
-    done = subprocess.run(
+    out = run_ok(
         [sys.executable, "-m", "toolkit.cli", "demo", "--customers", "60", "--data-dir", str(tmp_path / "d")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        tmp_path,
+        env,
     )
-    assert done.returncode == 0, done.stderr
-    assert "compensated" in done.stdout
-    assert "customers after · epoch 2" in done.stdout
+    assert "compensated" in out
+    assert "customers after · epoch 2" in out
     assert (tmp_path / "d" / ".polystore" / "customers.added.db").exists()

@@ -6,16 +6,18 @@ The same assertions (``tests.examples.shop_checks``) run on the real servers in
 
 from __future__ import annotations
 
+import ast
 import re
-import subprocess
 import sys
 from pathlib import Path
 
-from examples.shop import build, embedded_config
+from tests.examples.processes import run_ok
 from tests.examples.shop_checks import exercise
 from tests.servers import ROOT
 from toolkit import Toolkit
 from toolkit.config import load_config
+from toolkit.demo import shop
+from toolkit.demo.shop import EMBEDDED_CONFIG, STACK_CONFIG, build, embedded_config
 
 
 def test_the_shop_runs_on_sqlite_files(tmp_path: Path) -> None:
@@ -50,8 +52,8 @@ def test_the_shop_runs_on_the_plain_embedded_default(tmp_path: Path) -> None:
 
 def test_the_two_configs_declare_the_same_stores() -> None:
     """ "Only the configuration changes": same stores, kinds, routers and shard names."""
-    embedded = load_config(ROOT / "examples" / "shop" / "polystore.toml")
-    stack = load_config(ROOT / "examples" / "shop" / "polystore.stack.toml")
+    embedded = load_config(EMBEDDED_CONFIG)
+    stack = load_config(STACK_CONFIG)
     assert embedded.stores.keys() == stack.stores.keys()
     for name, store in embedded.stores.items():
         other = stack.stores[name]
@@ -64,18 +66,10 @@ def test_the_two_configs_declare_the_same_stores() -> None:
 
 
 def test_python_m_examples_shop(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.shop", "--dir", str(tmp_path), "--customers", "40"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "completed; customer 1 bought KIT-000, OFF-001" in done.stdout
-    assert "compensated (step 2 (payment): PaymentDeclined" in done.stdout
-    assert "after compensation: gone" in done.stdout
+    out = run_ok([sys.executable, "-m", "examples.shop", "--dir", str(tmp_path), "--customers", "40"], ROOT)
+    assert "completed; customer 1 bought KIT-000, OFF-001" in out
+    assert "compensated (step 2 (payment): PaymentDeclined" in out
+    assert "after compensation: gone" in out
     assert (tmp_path / ".polystore" / "customers.s2.db").exists()
 
 
@@ -85,7 +79,20 @@ def test_the_stack_config_points_at_the_stacks_servers() -> None:
 
     endpoints = (ROOT / "stack" / "endpoints.toml").read_text(encoding="utf-8")
     declared = set(re.findall(r"127\.0\.0\.1:\d+", endpoints))
-    stack = load_config(ROOT / "examples" / "shop" / "polystore.stack.toml")
+    stack = load_config(STACK_CONFIG)
     used = {re.search(r"127\.0\.0\.1:\d+", shard.url).group(0) for s in stack.stores.values() for shard in s.shards}  # type: ignore[union-attr]
     assert used <= declared, used - declared
     assert tomllib.loads(endpoints)["postgres"]["catalog"] in stack.catalog.url
+
+
+def test_the_shop_uses_only_the_public_api() -> None:
+    """The shipped shop is an application like yours: it imports polystore's public
+    packages (``toolkit``, ``toolkit.saga``, ``toolkit.config``) and itself, nothing else."""
+    public = {"toolkit", "toolkit.saga", "toolkit.config"}
+    for path in Path(shop.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            for name in names:
+                if name.split(".")[0] in ("toolkit", "adapters", "sharding"):
+                    assert name in public or name.startswith("toolkit.demo.shop"), (path.name, name)

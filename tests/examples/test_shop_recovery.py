@@ -1,6 +1,6 @@
 """A checkout whose process dies after the payment is finished by ``polystore saga recover``.
 
-The command the docs give (``--app examples.shop.checkout:SAGAS``), against the shop's
+The command the docs give (``--app toolkit.demo.shop.checkout:SAGAS``), against the shop's
 own config file: the order ends up paid, its events, payouts and graph edges written and
 the cart emptied, exactly as if the process had not died.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from examples.shop import EMBEDDED_CONFIG, build
 from toolkit import Toolkit
 from toolkit.cli import app
+from toolkit.demo.shop import EMBEDDED_CONFIG, build
 from toolkit.saga import LeasePolicy, SagaCoordinator, SagaState
 
 
@@ -47,7 +47,9 @@ def test_a_checkout_killed_after_the_payment_is_recovered(tmp_path: Path) -> Non
         assert record.step == 3
 
     time.sleep(1.2)  # the dead runner's lease runs out
-    result = CliRunner().invoke(app, ["saga", "recover", "--app", "examples.shop.checkout:SAGAS", "-c", str(config)])
+    result = CliRunner().invoke(
+        app, ["saga", "recover", "--app", "toolkit.demo.shop.checkout:SAGAS", "-c", str(config)]
+    )
     assert result.exit_code == 0, result.output
     assert "recovered 1 saga(s)" in result.output
 

@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from toolkit import Toolkit
-from toolkit.cli import app
-from toolkit.cli_saga import load_definitions
+from toolkit.cli import app, load_definitions
 from toolkit.errors import ConfigError, NotFoundError, StoreUnavailable
 from toolkit.saga import SagaCoordinator, SagaState
 

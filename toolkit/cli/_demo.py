@@ -1,4 +1,4 @@
-"""``polystore demo``: the shop example (``examples/shop``) on the embedded default, narrated.
+"""``polystore demo``: the shop (``toolkit.demo.shop``) on the embedded default, narrated.
 
 Four short acts, all on SQLite files in a fresh directory (no server, no optional driver):
 
@@ -10,69 +10,68 @@ Four short acts, all on SQLite files in a fresh directory (no server, no optiona
 4. a rebalance that adds a shard to ``customers``: the plan, the progress bars of the real
    rebalancer (``sharding.rebalance``), and the distribution before and after.
 
-The shop is imported from the source checkout (``examples/`` is not part of the installed
-distribution), which is where the README's first command runs it.
+The shop ships in the distribution, so this runs from an installed wheel as well as
+from a source checkout.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.errors import ToolkitError
+from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
+from toolkit.cli._common import console as default_console
+from toolkit.cli._common import errors
+from toolkit.cli._rebalance_view import plan_table, rebalance_bars, summary_table
+from toolkit.cli._render import bar, distribution_table
+from toolkit.config import Config, RouterConfig, ShardConfig, sqlite_url
+from toolkit.demo import shop as shop_app
+from toolkit.demo.shop import Placement, Shop
 from toolkit.facade import Toolkit
-from toolkit.render import bar, distribution_table
 from toolkit.saga import SagaRecord
 
-__all__ = ["REBALANCED_STORE", "load_shop", "run_demo"]
+__all__ = ["REBALANCED_STORE", "demo", "run_demo"]
 
 REBALANCED_STORE = "customers"
 """The store the demo grows by one shard."""
 _SHARD_BAR = 8
 
 
-def load_shop() -> ModuleType:
-    """``examples.shop`` from the source checkout this toolkit was installed from."""
-    try:
-        return importlib.import_module("examples.shop")
-    except ModuleNotFoundError:
-        root = Path(__file__).resolve().parent.parent
-        if not (root / "examples" / "shop" / "__init__.py").exists():
-            raise ToolkitError(
-                "polystore demo runs examples/shop from a source checkout; "
-                "clone the repository and `pip install -e .` there"
-            ) from None
-        sys.path.insert(0, str(root))
-        return importlib.import_module("examples.shop")
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the demo's SQLite files go (default: a new temp dir).")
+    ] = None,
+    customers: Annotated[int, typer.Option(min=10, max=1_000_000, help="How many customers to seed.")] = 600,
+) -> None:
+    """Run the shop example on the embedded default: what went where, a saga, a rebalance."""
+    with errors():
+        run_demo(default_console, data_dir, customers=customers)
 
 
 def run_demo(
     console: Console, data_dir: Path | None = None, *, customers: int = 600, seed: int = 7
 ) -> dict[str, dict[str, int]]:
     """Run the narrated demo. Returns rows per shard per store at the end (after the rebalance)."""
-    shop_module = load_shop()
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="polystore-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = shop_module.embedded_config(data_dir)
+    config = shop_app.embedded_config(data_dir)
     console.rule("[bold]polystore demo · a shop in five kinds of database")
     console.print(
         f"Embedded default: every shard is a SQLite file under [cyan]{config.data_dir}[/]; no server runs.\n"
         f"The same application runs on PostgreSQL, MongoDB, Redis, Cassandra and Neo4j with "
-        f"[bold]--config examples/shop/polystore.stack.toml[/].\n"
+        f"[bold]python -m toolkit.demo.shop --config {shop_app.STACK_CONFIG}[/].\n"
     )
     with Toolkit(config) as toolkit:
-        shop = shop_module.build(toolkit)
+        shop = shop_app.build(toolkit)
         with console.status("seeding: sellers, products, customers and two years of orders"):
             report = shop.seed(customers=customers, seed=seed)
         console.print(f"[bold]1. What was written where[/] · {report.total:,} entities\n")
@@ -82,14 +81,15 @@ def run_demo(
         console.print(_reads_table(shop))
 
         console.print("\n[bold]3. Checkout is a saga across six stores[/]\n")
-        _checkouts(console, toolkit, shop, shop_module)
+        _checkouts(console, toolkit, shop)
 
         console.print(f"\n[bold]4. Rebalance: add a shard to [cyan]{REBALANCED_STORE}[/] while it holds data[/]\n")
         _rebalance(console, toolkit, shop, config)
 
         counts = {name: _store_counts(shop, name) for name in dict.fromkeys(p.store for p in shop.placements())}
     console.print(
-        "\nNext: read [bold]examples/shop/[/] (the application), [bold]docs/index.md[/] (the guide); "
+        f"\nNext: read [bold]{Path(shop_app.__file__).parent}[/] (the application), "
+        "[bold]docs/index.md[/] (the guide); "
         "[bold]polystore init[/] writes a polystore.toml of your own."
     )
     return counts
@@ -110,7 +110,7 @@ def _shard_bars(shards: Mapping[str, int], largest: int) -> Text:
     return text
 
 
-def _placements_table(placements: Sequence[Any]) -> Table:
+def _placements_table(placements: Sequence[Placement]) -> Table:
     table = Table(title_justify="left")
     table.add_column("entity", no_wrap=True)
     table.add_column("store · kind · router", no_wrap=True)
@@ -131,7 +131,7 @@ def _placements_table(placements: Sequence[Any]) -> Table:
 # -- act 2: reads ---------------------------------------------------------------------------
 
 
-def _reads_table(shop: Any) -> Table:
+def _reads_table(shop: Shop) -> Table:
     table = Table(title_justify="left")
     table.add_column("call")
     table.add_column("shards visited")
@@ -178,36 +178,48 @@ def _reads_table(shop: Any) -> Table:
 # -- act 3: sagas ---------------------------------------------------------------------------
 
 
-def _checkouts(console: Console, toolkit: Toolkit, shop: Any, module: ModuleType) -> None:
+def _checkouts(console: Console, toolkit: Toolkit, shop: Shop) -> None:
     session = shop.login(7)
     console.print(
-        f"customer 7 logs in (session expires in {shop.sessions.ttl(session.token):.0f}s) and fills a cart "
-        f"(expires in {module.models.CART_TTL // 3600}h):"
+        f"customer 7 logs in (session expires in {shop.sessions.ttl(session.token) or 0:.0f}s) and fills a cart "
+        f"(expires in {shop_app.CART_TTL // 3600}h):"
     )
     for sku, qty in [("KIT-000", 1), ("OFF-001", 2), ("HOM-003", 1)]:
         shop.add_to_cart(7, sku, qty)
-    units = {line["sku"]: shop.stock.get(line["sku"]).units for line in shop.carts.get(7).lines}
+    units = {line["sku"]: _units(shop, line["sku"]) for line in _cart_lines(shop, 7)}
     paid = shop.checkout(7, "demo-1")
     console.print(_saga_line(toolkit.sagas.get(paid.id)))
-    after = {sku: shop.stock.get(sku).units for sku in units}
+    after = {sku: _units(shop, sku) for sku in units}
+    order = shop.orders.get("demo-1", shard_key=7)
     console.print(
         "  stock "
         + ", ".join(f"{sku} {units[sku]}→{after[sku]}" for sku in units)
-        + f" · order status {shop.orders.get('demo-1', shard_key=7).status}"
+        + f" · order status {'missing!' if order is None else order.status}"
         + f" · bought together with KIT-000 now: {', '.join(shop.bought_together('KIT-000'))}"
     )
 
     shop.add_to_cart(8, "GAR-002", 3)
-    before = shop.stock.get("GAR-002").units
-    declined = shop.checkout(8, "demo-2", card=module.BAD_CARD)
+    before = _units(shop, "GAR-002")
+    declined = shop.checkout(8, "demo-2", card=shop_app.BAD_CARD)
     console.print(_saga_line(toolkit.sagas.get(declined.id)))
     order = shop.orders.get("demo-2", shard_key=8)
     console.print(
         f"  compensated: order demo-2 {'is gone' if order is None else 'is still there!'}, "
-        f"GAR-002 stock {before}→{shop.stock.get('GAR-002').units} (reserved, then given back), "
-        f"the cart is kept ({len(shop.carts.get(8).lines)} line)"
+        f"GAR-002 stock {before}→{_units(shop, 'GAR-002')} (reserved, then given back), "
+        f"the cart is kept ({len(_cart_lines(shop, 8))} line)"
     )
     console.print("  [dim]polystore saga list / show ID: the saga log in the catalog[/]")
+
+
+def _units(shop: Shop, sku: str) -> int:
+    """Units in stock (the demo seeded every SKU it uses)."""
+    stock = shop.stock.get(sku)
+    return 0 if stock is None else stock.units
+
+
+def _cart_lines(shop: Shop, customer: int) -> list[dict[str, Any]]:
+    cart = shop.carts.get(customer)
+    return [] if cart is None else cart.lines
 
 
 def _saga_line(record: SagaRecord) -> Text:
@@ -231,7 +243,7 @@ def _saga_line(record: SagaRecord) -> Text:
 # -- act 4: rebalance -------------------------------------------------------------------------
 
 
-def _store_counts(shop: Any, store: str) -> dict[str, int]:
+def _store_counts(shop: Shop, store: str) -> dict[str, int]:
     """Rows per shard of a store, summed over the entities it holds."""
     totals: dict[str, int] = {}
     for placement in shop.placements():
@@ -241,13 +253,7 @@ def _store_counts(shop: Any, store: str) -> dict[str, int]:
     return totals
 
 
-def _rebalance(console: Console, toolkit: Toolkit, shop: Any, config: Any) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from sharding.rebalance import RebalanceOptions, Rebalancer, plan_rebalance
-    from toolkit.cli_rebalance import _Bars, plan_table, summary_table
-    from toolkit.config import RouterConfig, ShardConfig, sqlite_url
-
+def _rebalance(console: Console, toolkit: Toolkit, shop: Shop, config: Config) -> None:
     current = config.stores[REBALANCED_STORE]
     added = ShardConfig(f"s{len(current.shards)}", sqlite_url(config.data_dir / f"{REBALANCED_STORE}.added.db"))
     target_store = dataclasses.replace(current, shards=(*current.shards, added), router=RouterConfig("hash"))
@@ -257,21 +263,11 @@ def _rebalance(console: Console, toolkit: Toolkit, shop: Any, config: Any) -> No
     epoch = toolkit.store(REBALANCED_STORE).topology.epoch
     (plan,) = plan_rebalance(toolkit, target, REBALANCED_STORE)
     console.print(plan_table(plan))
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description:<8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    with progress:
-        drawing = _Bars(progress)
+    with rebalance_bars(console) as drawing:
         # One process and no concurrent writers: a short settle keeps the demo quick. A live
         # application keeps the default (1 s), longer than every process's poll interval.
         rebalancer = Rebalancer(toolkit, options=RebalanceOptions(settle=0.15), progress=drawing)
         summary = rebalancer.run(rebalancer.start(plan))
-        drawing.close()
     console.print(summary_table(summary))
     toolkit.refresh()
     after = _store_counts(shop, REBALANCED_STORE)

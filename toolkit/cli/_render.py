@@ -1,15 +1,18 @@
-"""Drawing reports for people: tables and bars with rich. No logic lives here."""
+"""Drawing reports for people: tables and bars with rich. No logic lives here.
+
+The status and route views, and the bars every other view (rebalance, demo) reuses.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.reports import Route, StoreStatus
+from toolkit.cli._reports import Route, StoreStatus
 from toolkit.resilience import StoreHealth
 
 __all__ = ["bar", "distribution_table", "resilience_tables", "route_panel", "status_tables"]
@@ -116,8 +119,3 @@ def route_panel(route: Route) -> Panel:
     lines.append("→ shard ")
     lines.append(route.shard, style="bold green")
     return Panel(lines, title="polystore route", expand=False)
-
-
-def print_error(console: Console, message: str) -> None:
-    """The one red line every ToolkitError becomes on the command line."""
-    console.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)

@@ -1,7 +1,7 @@
 """``polystore saga``: list sagas, show one's timeline, recover what dead processes left.
 
-Thin over plain functions (``saga_rows``, ``load_definitions``) that tests call
-directly; drawing is rich tables. A ``ToolkitError`` is one red line and exit 1.
+Thin over plain functions (``load_definitions``, the saga log's queries) that tests
+call directly; drawing is rich tables.
 """
 
 from __future__ import annotations
@@ -11,39 +11,21 @@ import importlib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.cli._common import ConfigOption, console, errors, open_toolkit, sub_app
 from toolkit.errors import ConfigError
-
-if TYPE_CHECKING:  # the saga package imports the repository and adapters: only when a command runs
-    from toolkit.saga import Saga, SagaRecord
+from toolkit.saga import Saga, SagaRecord
 
 __all__ = ["load_definitions", "saga_app", "saga_table", "timeline_table"]
 
-saga_app = typer.Typer(
-    name="saga",
-    help="Sagas in the catalog's log: list them, show one's timeline, recover those left in flight.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+saga_app = sub_app(
+    "Sagas in the catalog's log: list them, show one's timeline, recover those left in flight.", no_args_is_help=True
 )
-console = Console()
-error_console = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="polystore.toml to use (default: $POLYSTORE_CONFIG, ./polystore.toml, else the embedded default).",
-        dir_okay=False,
-    ),
-]
 
 _STYLES = {
     "running": "yellow",
@@ -114,8 +96,6 @@ def load_definitions(spec: str) -> list[Saga]:
 
     The current directory is importable, as with ``python -m``.
     """
-    from toolkit.saga import Saga
-
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigError(f"--app takes MODULE:OBJECT, not {spec!r}")
@@ -139,12 +119,6 @@ def load_definitions(spec: str) -> list[Saga]:
     return sagas
 
 
-def _errors() -> Any:
-    from toolkit.cli import _errors as errors
-
-    return errors()
-
-
 @saga_app.command("list")
 def list_(
     state: Annotated[
@@ -154,12 +128,10 @@ def list_(
     config: ConfigOption = None,
 ) -> None:
     """Sagas in the log, newest first, with their state and last error."""
-    from toolkit.facade import Toolkit
-
-    with _errors():
+    with errors():
         if state is not None and state not in _STYLES:
             raise ConfigError(f"--state must be one of {', '.join(_STYLES)}, not {state!r}")
-        with Toolkit(config) as toolkit:
+        with open_toolkit(config) as toolkit:
             records = toolkit.sagas.list(state, limit=limit)
             counts = toolkit.sagas.log.counts()
         if not records:
@@ -172,9 +144,7 @@ def list_(
 @saga_app.command()
 def show(saga_id: Annotated[str, typer.Argument(help="The saga's id.")], config: ConfigOption = None) -> None:
     """One saga: its steps, state, error and the timeline of its transitions."""
-    from toolkit.facade import Toolkit
-
-    with _errors(), Toolkit(config) as toolkit:
+    with errors(), open_toolkit(config) as toolkit:
         record = toolkit.sagas.get(saga_id)
         console.print(timeline_table(record))
         if record.error:
@@ -191,11 +161,9 @@ def recover(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the sagas that would be recovered.")] = False,
 ) -> None:
     """Finish or compensate every saga whose runner died (its lease ran out)."""
-    from toolkit.facade import Toolkit
-
-    with _errors():
+    with errors():
         definitions = load_definitions(app)
-        with Toolkit(config) as toolkit:
+        with open_toolkit(config) as toolkit:
             if dry_run:
                 waiting = toolkit.sagas.log.expired(toolkit.sagas.clock.now(), limit=limit)
                 known = {saga.name for saga in definitions}

@@ -32,8 +32,8 @@ import datetime as dt
 import itertools
 from typing import Any
 
-from examples.shop.models import Cart, Item, LedgerEntry, Order, OrderEvent, Payout, Shopper, Stock
 from toolkit import ToolkitError
+from toolkit.demo.shop.models import Cart, Item, LedgerEntry, Order, OrderEvent, Payout, Shopper, Stock
 from toolkit.saga import RetryPolicy, Saga, Step, StepContext
 
 __all__ = ["CHECKOUT", "DECLINED", "SAGAS", "OutOfStock", "PaymentDeclined", "charge", "payload"]
@@ -191,7 +191,7 @@ CHECKOUT = Saga(
     ],
 )
 SAGAS = [CHECKOUT]
-"""What ``polystore saga recover --app examples.shop.checkout:SAGAS`` imports."""
+"""What ``polystore saga recover --app toolkit.demo.shop.checkout:SAGAS`` imports."""
 
 
 def payload(

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from examples.shop.checkout import CHECKOUT, DECLINED, payload
-from examples.shop.models import (
+from toolkit import Entity, Toolkit
+from toolkit.demo.shop.checkout import CHECKOUT, DECLINED, payload
+from toolkit.demo.shop.models import (
     Cart,
     Customer,
     Item,
@@ -30,7 +31,6 @@ from examples.shop.models import (
     Shopper,
     Stock,
 )
-from toolkit import Entity, Toolkit
 from toolkit.saga import SagaOutcome
 
 __all__ = ["BAD_CARD", "ENTITIES", "GOOD_CARD", "Placement", "SeedReport", "Shop", "build"]

@@ -1,7 +1,9 @@
-"""What the CLI shows, as plain data: store status and route explanations.
+"""What ``polystore status`` and ``polystore route`` show, as plain data.
 
-These functions do the work and return dataclasses; ``toolkit.render`` draws them and
-``toolkit.cli`` wires both to commands. Tests call these directly.
+These functions do the work and return dataclasses; ``_render`` draws them and
+``_status`` wires both to commands. Tests call these directly (``toolkit.cli`` exports
+them). They belong to the command line: ``Toolkit`` has its own ``health()`` and never
+needs them, so they stay in the face layer.
 """
 
 from __future__ import annotations
