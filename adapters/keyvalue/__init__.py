@@ -43,15 +43,9 @@ partial updates, scripts) and ``_adapter`` (writes and reads by key).
 
 from __future__ import annotations
 
-from typing import Final
-
 from adapters.keyvalue._adapter import KeyValueAdapter
 from adapters.keyvalue._connection import RedisTarget, parse_url
 from adapters.keyvalue._errors import ERRORS
 from adapters.keyvalue._options import KeyValueOptions
 
-__all__ = ["ERRORS", "KeyValueAdapter", "KeyValueOptions", "RedisTarget", "parse_url", "translate_errors"]
-
-translate_errors: Final = ERRORS.translating
-"""``ERRORS.translating``, under the name callers outside the package used before the
-adapter contract offered ``increment_once`` (toolkit's saga effects, until rewired)."""
+__all__ = ["ERRORS", "KeyValueAdapter", "KeyValueOptions", "RedisTarget", "parse_url"]
