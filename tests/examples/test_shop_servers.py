@@ -1,6 +1,6 @@
 """The shop, unchanged, on the stack's real servers: only the configuration differs.
 
-It loads ``examples/shop/polystore.stack.toml`` as a user would, with two environment
+It loads the shop's ``polystore.stack.toml`` (``toolkit/demo/shop/``) as a user would, with two environment
 variables the file reads: ``SHOP_NAMESPACE`` (a prefix unique to this run, so concurrent
 tests never share a table, collection, key or label) and ``SHOP_CATALOG`` (a catalog of
 its own, so no other run's topology of the same store names is seen).
@@ -11,23 +11,29 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 import sqlalchemy as sa
 
-from examples.shop import ENTITIES, STACK_CONFIG, build
+from tests.backends.cassandra import Cassandra
+from tests.backends.mongo import Mongo, mongo_client
+from tests.backends.neo4j import Neo4j
+from tests.backends.postgres import Postgres, engine_for
+from tests.backends.redis import Redis, delete_matching
 from tests.examples.shop_checks import exercise
-from tests.integration.test_five_backends import _ping_all
 from toolkit import Toolkit
 from toolkit.config import load_config, sqlite_url
+from toolkit.demo.shop import ENTITIES, STACK_CONFIG, build
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mongo, pytest.mark.redis, pytest.mark.cassandra, pytest.mark.neo4j]
 
 
 @pytest.fixture
 def stack_toolkit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Toolkit]:
-    _ping_all()
+    for backend in (Postgres, Mongo, Redis, Cassandra, Neo4j):
+        backend(tmp_path).connect()  # each server answers, or the test fails naming it
     namespace = f"shop{uuid.uuid4().hex[:8]}_"
     monkeypatch.setenv("SHOP_NAMESPACE", namespace)
     monkeypatch.setenv("SHOP_CATALOG", sqlite_url(tmp_path / "catalog.db"))
@@ -59,28 +65,49 @@ def test_the_shop_runs_on_the_real_servers(stack_toolkit: Toolkit) -> None:
 
 
 def drop_namespace(toolkit: Toolkit, namespace: str) -> None:
-    """Everything the shop created under ``namespace``, on every shard of every store."""
-    for store_name in toolkit.config.stores:
+    """Everything the shop created under ``namespace``, on every shard of every store.
+
+    Tables, keys and collections go through the drivers (the schemas and databases are
+    shared with other runs, so only this run's prefix goes); column and graph entities
+    through the adapter contract's ``drop``.
+    """
+    for store_name, config in toolkit.config.stores.items():
         store = toolkit.store(store_name)
-        for shard in store.router.shards:
-            adapter: Any = store.adapter(shard)
+        for shard in config.shards:
             if store.kind == "relational":
-                with adapter.engine.begin() as connection:
-                    schema = adapter.schema or connection.execute(sa.text("SELECT current_schema()")).scalar()
-                    tables = connection.execute(
-                        sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema}
-                    ).scalars()
-                    for table in [t for t in tables if t.startswith(namespace)]:
-                        connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{schema}"."{table}" CASCADE')
+                _drop_tables(shard.url, namespace)
             elif store.kind == "keyvalue":
-                for key in adapter.client.scan_iter(match=f"*{namespace}*"):
-                    adapter.client.delete(key)
+                client = redis.Redis.from_url(shard.url, socket_connect_timeout=3)
+                try:
+                    delete_matching(client, f"*{namespace}*")
+                finally:
+                    client.close()
             elif store.kind == "document":
-                for collection in adapter.database.list_collection_names():
-                    if collection.startswith(namespace):
-                        adapter.database.drop_collection(collection)
+                client = mongo_client(shard.url)
+                try:
+                    database = client[urlsplit(shard.url).path.lstrip("/")]
+                    for collection in database.list_collection_names():
+                        if collection.startswith(namespace):
+                            database.drop_collection(collection)
+                finally:
+                    client.close()
             else:  # column and graph: the adapter drops an entity's table or label
                 for entity in ENTITIES:
-                    schema_ = entity.__schema__
-                    if schema_.store == store_name:
-                        adapter.drop(schema_)
+                    if entity.__schema__.store == store_name:
+                        store.adapter(shard.name).drop(entity.__schema__)
+
+
+def _drop_tables(url: str, namespace: str) -> None:
+    """The tables whose names start with ``namespace`` in the shard's schema."""
+    base, _, schema = url.partition("?schema=")
+    engine = engine_for(base)
+    try:
+        with engine.begin() as connection:
+            schema = schema or connection.execute(sa.text("SELECT current_schema()")).scalar_one()
+            tables = connection.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema}
+            ).scalars()
+            for table in [t for t in tables if t.startswith(namespace)]:
+                connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{schema}"."{table}" CASCADE')
+    finally:
+        engine.dispose()
