@@ -132,11 +132,6 @@ def test_bad_urls_are_config_errors(url: str) -> None:
         parse_url(url)
 
 
-def test_namespaces_cannot_break_hash_tags() -> None:
-    with pytest.raises(ConfigError, match="namespace"):
-        KeyValueAdapter("redis://127.0.0.1:1/0", store="kv", shard="s0", options={"namespace": "a}{b"})
-
-
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -144,6 +139,7 @@ def test_namespaces_cannot_break_hash_tags() -> None:
         ({"socket_timeout": "soon"}, "socket_timeout"),
         ({"index_buckets": 2000}, "index_buckets"),
         ({"retries": -1}, "retries"),
+        ({"namespace": "a}{b"}, "namespace"),  # a brace would break the hash tags
     ],
 )
 def test_options_are_typed(options: dict[str, Any], message: str) -> None:
