@@ -142,10 +142,10 @@ def test_different_keys_from_many_threads_all_run(tmp_path: Path) -> None:
 def test_threads_and_two_processes_with_the_catalog_on_postgresql(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.contract.backends.postgres import PostgresBackend
+    from tests.backends.postgres import Postgres
     from tests.servers import postgres_urls
 
-    PostgresBackend(tmp_path).connect()
+    Postgres(tmp_path).connect()
     catalog, _ = postgres_urls()
     data = tmp_path / "data"
     # A catalog of this test's own (a schema in the catalog database): the shared catalog

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.base import Capability
-from tests.contract.backends import discover
+from tests.backends import discover
 from tests.contract.conftest import Backend, _param
 from toolkit import Entity
 from toolkit.errors import NotFoundError
