@@ -1,8 +1,7 @@
 """What every command shares: the consoles, the ``--config`` option and how errors look.
 
-Kept in one module that imports no command, so that every command group can use it
-without importing another (the old ``cli.py`` and ``cli_saga.py`` imported each other,
-and copied these helpers to break the cycle).
+Kept in one module that imports no command, so that every command group uses the same
+helpers without importing another group (no cycles, nothing copied).
 
 A ``ToolkitError`` is one red line on stderr and exit code 1: a traceback could carry a
 connection string, and a person wants the sentence, not the stack. Usage errors (a
