@@ -8,6 +8,7 @@ says whether retrying can help::
     ToolkitError
     ├── ConfigError             a polystore.toml (or the embedded default) is wrong: file, table, field
     ├── EntityError             an entity declaration or instance is invalid: entity, field
+    │   └── ValidationError     a value is invalid or cannot be stored exactly: entity, dotted field
     ├── InvalidKeyError         a key of a type that cannot be encoded
     ├── QueryError              a filter, order or scan names an unknown field or operator
     ├── RoutingError            no shard can own a key (range gap, unknown directory shard)
@@ -50,7 +51,14 @@ __all__ = [
     "ToolkitError",
     "TopologyError",
     "UnsupportedCapability",
+    "ValidationError",
 ]
+
+
+def _located(message: str, separator: str, *parts: str | None) -> str:
+    """``message`` prefixed with where it happened (the parts that are known, joined)."""
+    where = separator.join(part for part in parts if part)
+    return f"{where}: {message}" if where else message
 
 
 class ToolkitError(Exception):
@@ -70,8 +78,7 @@ class ConfigError(ToolkitError):
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
         self.file = file
         self.field = field
-        where = ": ".join(part for part in (file, field) if part)
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(_located(message, ": ", file, field))
 
 
 class EntityError(ToolkitError):
@@ -80,8 +87,16 @@ class EntityError(ToolkitError):
     def __init__(self, message: str, *, entity: str | None = None, field: str | None = None) -> None:
         self.entity = entity
         self.field = field
-        where = ".".join(part for part in (entity, field) if part)
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(_located(message, ".", entity, field))
+
+
+class ValidationError(EntityError):
+    """An entity's value is invalid, or is one that the backend cannot store exactly.
+
+    Raised before anything is written, so a value that ``put`` accepts always reads back
+    equal (see ``sharding.core.limits``). ``field`` is the dotted path of the value inside
+    the entity (``address.city``, ``tags.3``), and the message says which limit it breaks.
+    """
 
 
 class InvalidKeyError(ToolkitError):
@@ -130,8 +145,7 @@ class StoreError(ToolkitError):
         self.key = key
         if retryable is not None:
             self.retryable = retryable
-        where = "/".join(part for part in (store, shard) if part)
-        text = f"{where}: {message}" if where else message
+        text = _located(message, "/", store, shard)
         if key is not None:
             text += f" (key {key!r})"
         super().__init__(text)

@@ -8,9 +8,10 @@ An application declares each entity once::
         email: str
         address: Address | None = None   # nested -> stored as JSON
 
-The class keywords are checked when the class is created (a key naming a missing field
-fails at import time, not at the first write), and every instance is validated before
-any I/O: a bad value raises ``EntityValidationError`` naming the field.
+The class keywords are checked when the class is created (a key naming a missing field,
+or a misspelled keyword such as ``kye=``, fails at import time, not at the first write),
+and every instance is validated before any I/O: a bad value raises
+``EntityValidationError`` (a ``ValidationError``) naming the field.
 
 ``EntitySchema`` is the backend-neutral description that adapters create tables,
 collections or keyspaces from; adapters never look at pydantic directly.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import difflib
 import enum
 import re
 import types
@@ -27,11 +29,12 @@ import typing
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from typing import Any, ClassVar, Final, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
 
-from sharding.core.errors import EntityError
+from sharding.core.errors import EntityError, ValidationError
 
 __all__ = [
     "Entity",
@@ -66,10 +69,18 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 """Store, table and field names: safe as identifiers in every backend."""
 
 
-class EntityValidationError(EntityError, ValueError):
-    """An entity instance failed validation. ``errors`` holds every problem found."""
+_KEYWORDS: Final = ("store", "key", "shard_key", "indexes", "ttl", "table")
+"""The class keywords of ``Entity`` (pydantic's own config keywords are pydantic's)."""
 
-    def __init__(self, entity: str, exc: ValidationError) -> None:
+
+class EntityValidationError(ValidationError, ValueError):
+    """An entity instance failed pydantic's validation. ``errors`` holds every problem found.
+
+    A ``ValidationError`` like the storage limits' refusals, so one ``except`` catches
+    every "this value cannot be put"; still a ``ValueError`` for code that expects one.
+    """
+
+    def __init__(self, entity: str, exc: PydanticValidationError) -> None:
         self.errors = exc.errors(include_url=False)
         first = self.errors[0] if self.errors else {"loc": (), "msg": str(exc)}
         field = ".".join(str(part) for part in first["loc"]) or None
@@ -185,7 +196,16 @@ class Entity(BaseModel):
         table: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
+        # pydantic consumes its own config keywords (frozen=...) before this; anything
+        # left is a misspelled keyword of ours, which would otherwise vanish silently.
+        if kwargs:
+            unknown = next(iter(kwargs))
+            close = difflib.get_close_matches(unknown, _KEYWORDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise EntityError(
+                f"unknown class keyword {unknown!r}{hint} (valid: {', '.join(_KEYWORDS)})", entity=cls.__name__
+            )
+        super().__pydantic_init_subclass__()
         if store is None:
             if isinstance(getattr(cls, "__schema__", None), EntitySchema):
                 raise EntityError(
@@ -198,7 +218,7 @@ class Entity(BaseModel):
     def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
-        except ValidationError as exc:
+        except PydanticValidationError as exc:
             raise EntityValidationError(type(self).__name__, exc) from None
 
     @classmethod
@@ -208,23 +228,18 @@ class Entity(BaseModel):
             data = data.model_dump()
         try:
             return cls.model_validate(data)
-        except ValidationError as exc:
+        except PydanticValidationError as exc:
             raise EntityValidationError(cls.__name__, exc) from None
 
     @property
     def entity_key(self) -> Any:
         """This instance's key (a tuple for a composite key)."""
-        names = type(self).__schema__.key
-        if len(names) == 1:
-            return getattr(self, names[0])
-        return tuple(getattr(self, name) for name in names)
+        return type(self).__schema__.key_of(self.__dict__)
 
     @property
     def entity_shard_key(self) -> Any:
-        names = type(self).__schema__.shard_key
-        if len(names) == 1:
-            return getattr(self, names[0])
-        return tuple(getattr(self, name) for name in names)
+        """This instance's shard key (a tuple for a composite one)."""
+        return type(self).__schema__.shard_key_of(self.__dict__)
 
 
 def _snake(name: str) -> str:

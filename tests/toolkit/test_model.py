@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from pydantic import BaseModel
 
+from sharding.core.errors import ValidationError
 from toolkit import Entity, EntityError, EntityValidationError, Toolkit
 from toolkit.model import schema_of
 
@@ -143,3 +144,43 @@ def test_abstract_bases_are_allowed() -> None:
     assert schema_of(Note).field_names == ("created", "id")
     with pytest.raises(EntityError, match="is not a stored entity"):
         schema_of(Timestamped)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "closest"),
+    [("kye", "key"), ("stor", "store"), ("shardkey", "shard_key"), ("index", "indexes"), ("tll", "ttl")],
+)
+def test_a_misspelled_class_keyword_is_refused_with_the_closest_one(keyword: str, closest: str) -> None:
+    """A typo used to vanish: ``kye="id"`` silently kept the default key (and ``stor=``
+    silently declared an abstract base, stored nowhere)."""
+    with pytest.raises(EntityError) as caught:
+
+        class User(Entity, store="users", **{keyword: "id"}):  # type: ignore[call-arg]
+            id: str
+
+    message = str(caught.value)
+    assert message.startswith(f"User: unknown class keyword {keyword!r}; did you mean {closest!r}?"), message
+    assert "valid: store, key, shard_key, indexes, ttl, table" in message
+
+
+def test_an_unknown_class_keyword_without_a_close_one_lists_the_valid_ones() -> None:
+    with pytest.raises(EntityError, match=r"^Thing: unknown class keyword 'colour' \(valid: store, key"):
+
+        class Thing(Entity, store="things", colour="red"):  # type: ignore[call-arg]
+            id: int
+
+
+def test_pydantic_config_keywords_still_work() -> None:
+    class Frozen(Entity, store="frozen", frozen=True):
+        id: int
+
+    assert Frozen.model_config["frozen"] is True
+
+
+def test_entity_validation_errors_are_validation_errors() -> None:
+    """One ``except ValidationError`` catches a bad instance and a value no backend can store."""
+    with pytest.raises(ValidationError) as caught:
+        Customer(id="not-a-uuid", email="a@b", country="NL")  # type: ignore[arg-type]
+    assert isinstance(caught.value, EntityValidationError)
+    assert isinstance(caught.value, EntityError)
+    assert isinstance(caught.value, ValueError)
