@@ -1,0 +1,1 @@
+"""Regression tests for issue 14 ("Nothing lost, nothing leaked"): one per finding."""
