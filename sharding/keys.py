@@ -6,6 +6,16 @@ Every key is encoded with a one-byte type tag, so ``1``, ``"1"``, ``b"1"`` and
 every process. Composite keys (tuples) are length-prefixed so ``("ab", "c")`` and
 ``("a", "bc")`` never collide.
 
+Decimal keys are encoded by value, in numeric byte order. ``Decimal("1.0")`` and
+``Decimal("1.00")`` (and ``0`` and ``-0``) compare and hash equal in Python, so they are
+one key, with one canonical form: trailing zeros dropped (the exponent of a Decimal
+*value* is kept exactly by the stores; a *key* is its number). The bytes are the sign
+class, the exponent of the leading digit, and the digits, inverted for negative numbers,
+so that comparing two Decimal keys' bytes compares the numbers. A Decimal key must be a
+number that IEEE 754 decimal128 holds exactly (at most 34 significant digits, from
+``1E-6176`` to ``9.99...E+6144``), which every backend stores; NaN, infinities and
+anything beyond raise ``InvalidKeyError``.
+
 Tokens are signed 64-bit integers (the first half of MurmurHash3 x64/128), the same
 domain Cassandra's Murmur3Partitioner uses, so they fit a BIGINT column in every SQL
 database and can be compared and range-scanned there.
@@ -22,11 +32,13 @@ from typing import Final, TypeAlias
 import mmh3
 
 from sharding.core.errors import InvalidKeyError
+from sharding.core.limits import DECIMAL128_DIGITS, DECIMAL128_MAX_EXPONENT, DECIMAL128_MIN_EXPONENT
 
 __all__ = [
     "MAX_TOKEN",
     "MIN_TOKEN",
     "KeyValue",
+    "check_decimal_key",
     "decode_key",
     "encode_key",
     "key_from_json",
@@ -52,6 +64,84 @@ def _utf8(value: str) -> bytes:
         return value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidKeyError(f"key {value!r} is not valid Unicode text: {exc.reason}") from exc
+
+
+_DECIMAL_MAX_ADJUSTED: Final = DECIMAL128_MAX_EXPONENT + DECIMAL128_DIGITS - 1
+"""The largest exponent of a Decimal key's leading digit (``9.99...E+6144``)."""
+_EXPONENT_BIAS: Final = 2**31
+"""Added to a leading digit's exponent to store it as 4 unsigned bytes that sort like it."""
+_NEGATIVE, _ZERO, _POSITIVE = b"N\x01", b"N\x02", b"N\x03"
+"""The tag of a Decimal key and its sign class, in numeric order."""
+_INVERTED: Final = bytes(0xFF - byte for byte in range(256))
+"""A ``bytes.translate`` table that inverts every byte (its own inverse): a negative
+key's digits are stored inverted, so that a larger magnitude sorts first."""
+
+
+def _shown(value: _decimal.Decimal) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
+
+
+def _decimal_parts(value: _decimal.Decimal) -> tuple[int, bytes, int]:
+    """(sign, digits without trailing zeros, exponent of the leading digit) of a Decimal
+    key; ``b""`` digits for zero. Raises InvalidKeyError outside the key domain."""
+    if not value.is_finite():
+        raise InvalidKeyError(f"Decimal {value} is not a key: a key must be a finite number")
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    text = bytes(0x30 + digit for digit in digits).rstrip(b"0")
+    if not text:
+        return 0, b"", 0
+    exponent += len(digits) - len(text)
+    leading = exponent + len(text) - 1
+    if len(text) > DECIMAL128_DIGITS:
+        raise InvalidKeyError(
+            f"Decimal key {_shown(value)} has {len(text)} significant digits: a key has at most {DECIMAL128_DIGITS}"
+        )
+    if exponent < DECIMAL128_MIN_EXPONENT or leading > _DECIMAL_MAX_ADJUSTED:
+        raise InvalidKeyError(
+            f"Decimal key {_shown(value)} is out of range: a key lies between "
+            f"1E{DECIMAL128_MIN_EXPONENT} and 1E+{_DECIMAL_MAX_ADJUSTED + 1} in magnitude (decimal128)"
+        )
+    return sign, text, leading
+
+
+def check_decimal_key(value: _decimal.Decimal) -> None:
+    """Raise InvalidKeyError unless ``value`` is a Decimal key (see the module docstring)."""
+    _decimal_parts(value)
+
+
+def _decimal_bytes(value: _decimal.Decimal) -> bytes:
+    """The order-preserving, self-delimiting encoding of a Decimal key."""
+    sign, text, leading = _decimal_parts(value)
+    if not text:
+        return _ZERO
+    if sign == 0:
+        return _POSITIVE + (leading + _EXPONENT_BIAS).to_bytes(4, "big") + text + b"\x00"
+    return _NEGATIVE + (_EXPONENT_BIAS - 1 - leading).to_bytes(4, "big") + text.translate(_INVERTED) + b"\xff"
+
+
+def _decode_decimal(encoded: bytes, offset: int) -> tuple[_decimal.Decimal, int]:
+    """The Decimal whose ``_decimal_bytes`` start at ``offset`` (after the tag), and the end."""
+    sign_class = encoded[offset : offset + 1]
+    if sign_class == _ZERO[1:]:
+        return _decimal.Decimal(0), offset + 1
+    if sign_class not in (_NEGATIVE[1:], _POSITIVE[1:]):
+        raise _fail(encoded, offset, "a Decimal's sign class must be 1, 2 or 3")
+    negative = sign_class == _NEGATIVE[1:]
+    if offset + 5 > len(encoded):
+        raise _fail(encoded, offset, "truncated Decimal exponent")
+    biased = int.from_bytes(encoded[offset + 1 : offset + 5], "big")
+    leading = _EXPONENT_BIAS - 1 - biased if negative else biased - _EXPONENT_BIAS
+    end = encoded.find(b"\xff" if negative else b"\x00", offset + 5)
+    if end < 0:
+        raise _fail(encoded, offset, "truncated Decimal digits (no terminator)")
+    raw = encoded[offset + 5 : end]
+    text = raw.translate(_INVERTED) if negative else raw
+    if not text or not text.isdigit() or not text.isascii():
+        raise _fail(encoded, offset + 5, "a Decimal's digits must be one or more of 0-9")
+    digits = tuple(byte - 0x30 for byte in text)
+    return _decimal.Decimal((int(negative), digits, leading - len(digits) + 1)), end + 1
 
 
 def _encode_into(value: object, out: bytearray) -> None:
@@ -80,8 +170,7 @@ def _encode_into(value: object, out: bytearray) -> None:
         text = value.isoformat().encode("ascii")
         out += b"d" + len(text).to_bytes(4, "big") + text
     elif isinstance(value, _decimal.Decimal):
-        text = str(value.normalize()).encode("ascii")
-        out += b"n" + len(text).to_bytes(4, "big") + text
+        out += _decimal_bytes(value)
     elif isinstance(value, tuple):
         out += b"t" + len(value).to_bytes(4, "big")
         for part in value:
@@ -132,7 +221,7 @@ def token(value: object) -> int:
     return mmh3.hash64(encode_key(value), 0, True, True)[0]
 
 
-_LENGTH_TAGS: Final = frozenset(b"sibTdn")
+_LENGTH_TAGS: Final = frozenset(b"sibTd")
 
 
 def _fail(encoded: bytes, offset: int, why: str) -> InvalidKeyError:
@@ -155,6 +244,12 @@ def _decode_at(encoded: bytes, offset: int) -> tuple[KeyValue, int]:
         if len(raw) != 16:
             raise _fail(encoded, offset, "truncated UUID (needs 16 bytes)")
         return _uuid.UUID(bytes=raw), offset + 16
+    if tag == ord("N"):
+        return _decode_decimal(encoded, offset)
+    if tag == ord("n"):
+        raise _fail(
+            encoded, offset - 1, "tag 'n' is the retired Decimal encoding (not in numeric order); re-encode the key"
+        )
     if tag == ord("t"):
         if offset + 4 > len(encoded):
             raise _fail(encoded, offset, "truncated tuple length")
@@ -185,9 +280,7 @@ def _decode_at(encoded: bytes, offset: int) -> tuple[KeyValue, int]:
             return int(text), end
         if tag == ord("T"):
             return _dt.datetime.fromisoformat(text), end
-        if tag == ord("d"):
-            return _dt.date.fromisoformat(text), end
-        return _decimal.Decimal(text), end  # tag "n"
+        return _dt.date.fromisoformat(text), end  # tag "d"
     except (ValueError, ArithmeticError) as exc:  # UnicodeDecodeError is a ValueError
         raise _fail(encoded, offset, f"bad {bytes([tag]).decode()!r} payload ({exc})") from exc
 
@@ -198,8 +291,8 @@ def decode_key(encoded: bytes) -> KeyValue:
     The rebalancer and the directory router keep keys as their encoded bytes (that is
     what the catalog stores and what is hashed); they decode them to name the keys that
     move and to query the stores. Only canonical encodings are accepted: anything that
-    ``encode_key`` would not have produced (trailing bytes, ``i`` with leading zeros, an
-    unnormalised decimal...) raises InvalidKeyError, so that one key never has two byte
+    ``encode_key`` would not have produced (trailing bytes, ``i`` with leading zeros, a
+    decimal with trailing zeros...) raises InvalidKeyError, so that one key never has two byte
     forms in the catalog.
     """
     if not isinstance(encoded, (bytes, bytearray, memoryview)):
@@ -251,9 +344,13 @@ def key_from_json(value: object) -> KeyValue:
     Besides the JSON forms it accepts native key values unchanged (TOML has dates and
     datetimes) and turns lists into tuples. A TOML float becomes the Decimal of its
     shortest repr (``12.5`` -> ``Decimal("12.5")``): floats are not keys, but a split
-    point written as a float means that decimal number.
+    point written as a float means that decimal number. A Decimal outside the key
+    domain (NaN, ``1e999999999``) raises InvalidKeyError here, not when first routed.
     """
-    if isinstance(value, (bool, int, str, bytes, _uuid.UUID, _dt.date, _decimal.Decimal)):
+    if isinstance(value, _decimal.Decimal):
+        check_decimal_key(value)
+        return value
+    if isinstance(value, (bool, int, str, bytes, _uuid.UUID, _dt.date)):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -273,7 +370,7 @@ def key_from_json(value: object) -> KeyValue:
                     return _dt.datetime.fromisoformat(text)
                 if tag == "$date":
                     return _dt.date.fromisoformat(text)
-                return _decimal.Decimal(text)
+                return key_from_json(_decimal.Decimal(text))
             except (ValueError, ArithmeticError) as exc:
                 raise InvalidKeyError(f"{value!r} is not a valid {tag[1:]} key: {exc}") from exc
     raise InvalidKeyError(

@@ -14,7 +14,9 @@ All keys of one router must be mutually comparable with its split points. Python
 would happily compare ``True < 5`` and raise deep inside ``bisect`` for ``"5" < 5``, so
 each router records the *family* of its split points (number, str, bytes, date,
 naive or aware datetime, uuid, or a tuple of those) and checks keys against it,
-naming the key and the expected type.
+naming the key and the expected type. Decimal keys and split points must be keys
+(finite and within decimal128, see ``sharding.keys``): then Python's comparison, which is
+exact for any mix of ints and Decimals, is also the order of their encoded bytes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, TypeAlias
 
 from sharding.base import KeyConstraint, KeyRange, Move, Router, ShardId
 from sharding.core.errors import InvalidKeyError, RoutingError, TopologyError
-from sharding.keys import key_from_json, key_to_json
+from sharding.keys import check_decimal_key, key_from_json, key_to_json
 
 __all__ = ["RangeRouter"]
 
@@ -55,13 +57,21 @@ _NAMES = {
 }
 
 
+def _is_decimal_key(value: _decimal.Decimal) -> bool:
+    try:
+        check_decimal_key(value)
+    except InvalidKeyError:
+        return False
+    return True
+
+
 def _family(value: object) -> Family:
     """The comparability class of a key; values of one family always compare."""
     kind = type(value)
     family = _PLAIN.get(kind)
     if family is not None:
-        if family == "number" and kind is _decimal.Decimal and value.is_nan():  # type: ignore[attr-defined]
-            return "NaN"
+        if kind is _decimal.Decimal and not _is_decimal_key(value):  # type: ignore[arg-type]
+            return "Decimal outside the key domain"
         return family
     if isinstance(value, bool):
         return "bool"
@@ -182,7 +192,8 @@ class RangeRouter:
         self._owners = tuple(owners)
         self._bounded = bounded
         self._family = family
-        fast = {kind for kind, name in _PLAIN.items() if name == family}
+        # Decimal keys take the slow path: each is checked to be a key (finite, in range).
+        fast = {kind for kind, name in _PLAIN.items() if name == family and kind is not _decimal.Decimal}
         self._fast_types = frozenset(fast)
         named = tuple(dict.fromkeys(owner for owner in owners if owner is not None))
         self._shards = known if known is not None else named
@@ -214,8 +225,19 @@ class RangeRouter:
     # -- lookups ------------------------------------------------------------------------
 
     def _check(self, key: object, role: str = "key") -> None:
-        """Raise RoutingError unless ``key`` can be ordered against the split points."""
-        if self._family is None or type(key) in self._fast_types:
+        """Raise RoutingError unless ``key`` can be ordered against the split points.
+
+        A Decimal that is no key (NaN, infinite, beyond decimal128) is refused whatever
+        the split points: it has no place in the key order that every store agrees on.
+        """
+        if type(key) in self._fast_types:
+            return
+        if isinstance(key, _decimal.Decimal):
+            try:
+                check_decimal_key(key)
+            except InvalidKeyError as exc:
+                raise RoutingError(f"{role} {key!r} cannot be routed: {exc}") from exc
+        if self._family is None:
             return
         kind = _family(key)
         if not _compatible(self._family, kind):

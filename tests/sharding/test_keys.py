@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sharding import decode_key, encode_key, token
-from sharding.keys import key_from_json, key_to_json, token_of_bytes
+from sharding.keys import check_decimal_key, key_from_json, key_to_json, token_of_bytes
+from tests.safety.strategies import bad_key_decimals, key_decimals
 from tests.sharding.strategies import keys
 from toolkit.errors import InvalidKeyError
 
@@ -58,7 +59,15 @@ def test_decode_rejects_truncated_and_extended_encodings(key: object, data: st.D
         (b"i\x00\x00\x00\x03007", "not the canonical encoding"),
         (b"i\x00\x00\x00\x02-0", "not the canonical encoding"),
         (b"i\x00\x00\x00\x02xy", "bad 'i' payload"),
-        (b"n\x00\x00\x00\x031.0", "not the canonical encoding"),
+        (b"N\x03\x80\x00\x00\x0010\x00", "not the canonical encoding"),  # 1.0: a trailing zero
+        (b"N\x03\x80\x00\x00\x0001\x00", "not the canonical encoding"),  # a leading zero
+        (b"N\x01\x7f\xff\xff\xff\x00\xff", "digits must be"),
+        (b"N\x03\x80\x00\x00\x00\x00", "digits must be"),
+        (b"N\x03\x80\x00", "truncated Decimal exponent"),
+        (b"N\x03\x80\x00\x00\x001", "no terminator"),
+        (b"N\x04", "sign class"),
+        (b"N\x03\xff\xff\xff\xff1\x00", "cannot be re-encoded"),  # 1E+2147483647
+        (b"n\x00\x00\x00\x031.0", "retired Decimal encoding"),
         (b"d\x00\x00\x00\x0a2024-13-01", "bad 'd' payload"),
         (b"u\x00\x01", "truncated UUID"),
         (b"t\x00\x00\x00\x02s\x00\x00\x00\x00", "truncated"),
@@ -100,7 +109,9 @@ def test_encoding_and_tokens_are_stable() -> None:
     assert token(b"1") == 3459045226682745226
     assert token("1") == -6780141028172513292
     assert token(dt.date(2024, 1, 2)) == -3452804545530001643
-    assert token(decimal.Decimal("1.50")) == 4526766194710699751
+    assert (
+        token(decimal.Decimal("1.50")) == -2664674931229125498
+    )  # the numeric-order encoding (was 4526766194710699751)
     assert token(uuid.UUID(int=1)) == -5668089496535960589
 
 
@@ -149,3 +160,43 @@ def test_datetime_keys_are_instants() -> None:
     assert encode_key(naive) == encode_key(utc) == encode_key(plus_two)
     assert token(naive) == token(plus_two)
     assert decode_key(encode_key(naive)) == utc
+
+
+# -- Decimal keys: exact, canonical, in numeric byte order -------------------------------------
+
+
+@given(key_decimals)
+def test_decimal_keys_round_trip(key: decimal.Decimal) -> None:
+    encoded = encode_key(key)
+    decoded = decode_key(encoded)
+    assert isinstance(decoded, decimal.Decimal)
+    assert decoded == key
+    assert encode_key(decoded) == encoded
+    assert decode_key(encode_key((key, "x"))) == (key, "x")
+
+
+@given(key_decimals, key_decimals)
+def test_decimal_key_bytes_are_in_numeric_order_and_never_collide(a: decimal.Decimal, b: decimal.Decimal) -> None:
+    """Equal numbers (``1.5`` and ``1.50``) are one key; different numbers never share bytes,
+    and comparing the bytes compares the numbers, also as the first part of a tuple."""
+    assert (encode_key(a) == encode_key(b)) == (a == b)
+    assert (encode_key(a) < encode_key(b)) == (a < b)
+    assert (encode_key((a, 1)) < encode_key((b, 0))) == (a < b)
+
+
+@given(key_decimals, st.integers(1, 40))
+def test_every_exponent_form_of_a_decimal_key_is_one_key(key: decimal.Decimal, zeros: int) -> None:
+    sign, digits, exponent = key.as_tuple()
+    assert isinstance(exponent, int)
+    padded = decimal.Decimal((sign, (*digits, *(0,) * zeros), exponent - zeros))  # 1.5 -> 1.50...0
+    assert padded == key
+    assert encode_key(padded) == encode_key(key)
+    assert token(padded) == token(key)
+
+
+@given(bad_key_decimals)
+def test_decimals_that_are_not_keys_raise_invalid_key_error(key: decimal.Decimal) -> None:
+    for attempt in (encode_key, token, check_decimal_key, key_from_json, lambda k: key_from_json({"$decimal": str(k)})):
+        with pytest.raises(InvalidKeyError, match="Decimal") as info:
+            attempt(key)
+        assert "not a key" in str(info.value) or "at most 34" in str(info.value) or "out of range" in str(info.value)

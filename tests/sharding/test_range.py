@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import json
 import uuid
+from bisect import bisect_right
 from itertools import pairwise
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sharding import KeyConstraint, KeyRange, RangeRouter, Router, router_from_spec
+from sharding import KeyConstraint, KeyRange, RangeRouter, Router, encode_key, router_from_spec
+from tests.safety.strategies import key_decimals
 from tests.sharding.strategies import int_keys, int_range_routers
-from toolkit.errors import RoutingError, TopologyError
+from toolkit.errors import InvalidKeyError, RoutingError, TopologyError
 
 THREE = [{"shard": "s0", "upto": 100}, {"shard": "s1", "upto": 500}, {"shard": "s2"}]
 
@@ -273,3 +275,72 @@ def test_bad_ranges_name_the_field(ranges: Any, bounded: Any, field: str, words:
 def test_unknown_range_shard_names_the_field_and_the_shards() -> None:
     with pytest.raises(TopologyError, match=r"ranges\[1\]\.shard: unknown shard 's9' \(shards: s0, s1\)"):
         RangeRouter([{"shard": "s0", "upto": 1}, {"shard": "s9"}], shards=["s0", "s1"])
+
+
+# -- Decimal shard keys: exact routing, in the order of the encoded keys ------------------------
+
+
+@st.composite
+def decimal_range_routers(draw: st.DrawFn) -> RangeRouter:
+    """Range routers over Decimal split points anywhere in the key domain (as TOML/JSON specs)."""
+    splits = sorted(set(draw(st.lists(key_decimals, min_size=1, max_size=6))))
+    ranges: list[dict[str, Any]] = [
+        {"shard": f"s{index}", "upto": {"$decimal": str(split)}} for index, split in enumerate(splits)
+    ]
+    return RangeRouter([*ranges, {"shard": f"s{len(splits)}"}])
+
+
+@given(decimal_range_routers(), key_decimals | st.integers(-(10**40), 10**40))
+def test_decimal_shard_keys_route_exactly(router: RangeRouter, key: decimal.Decimal | int) -> None:
+    """Negative, tiny and huge exponents: the owner is the range that holds the number, and
+    it is also the one found by comparing encoded keys (what a store's key index orders by)."""
+    owner = router.shard_for(key)
+    assert owner == naive_owner(router, key)
+    if isinstance(key, decimal.Decimal):
+        encoded_splits = [encode_key(split) for split in router.split_points]
+        assert owner == f"s{bisect_right(encoded_splits, encode_key(key))}"
+        sign, digits, exponent = key.as_tuple()
+        assert isinstance(exponent, int)
+        assert router.shard_for(decimal.Decimal((sign, (*digits, 0, 0), exponent - 2))) == owner
+
+
+def test_decimal_split_points_order_negative_tiny_and_huge_numbers() -> None:
+    points = ["-1E+6000", "-2.5", "-1E-6000", "0", "1E-6176", "0.1", "1E+6144"]
+    router = RangeRouter(
+        [*({"shard": f"s{i}", "upto": {"$decimal": p}} for i, p in enumerate(points)), {"shard": "s7"}]
+    )
+    expected = {
+        decimal.Decimal("-9.99E+6144"): "s0",
+        decimal.Decimal("-1E+6000"): "s1",
+        decimal.Decimal("-3"): "s1",
+        decimal.Decimal("-2.50"): "s2",
+        decimal.Decimal("-1E-6001"): "s3",
+        decimal.Decimal("-0.000"): "s4",
+        decimal.Decimal("2E-6176"): "s5",
+        decimal.Decimal("0.10"): "s6",
+        decimal.Decimal("1.5E+6144"): "s7",
+        -1: "s2",
+        0: "s4",
+        1: "s6",
+    }
+    assert {key: router.shard_for(key) for key in expected} == expected
+
+
+@pytest.mark.parametrize("key", ["Infinity", "-Infinity", "NaN", "sNaN", "1E+999999999", "1E-999999999", "1" * 35])
+@pytest.mark.parametrize("ranges", [THREE, [{"shard": "only"}], [{"shard": "a", "upto": 1.5}, {"shard": "b"}]])
+def test_decimals_that_are_not_keys_are_refused_by_name(key: str, ranges: list[dict[str, Any]]) -> None:
+    value = decimal.Decimal(key)
+    with pytest.raises(RoutingError, match="cannot be routed") as info:
+        RangeRouter(ranges).shard_for(value)
+    assert repr(value) in str(info.value)
+    assert isinstance(info.value.__cause__, InvalidKeyError)
+    with pytest.raises(RoutingError):
+        RangeRouter(ranges).shards_for_query(KeyConstraint(lower=decimal.Decimal(0), upper=value))
+    with pytest.raises(RoutingError):
+        RangeRouter(THREE).shard_for((value,) if ranges is THREE else value)
+
+
+@pytest.mark.parametrize("split", [{"$decimal": "1e999999999"}, {"$decimal": "NaN"}, decimal.Decimal("-Infinity")])
+def test_decimal_split_points_that_are_not_keys_name_the_field(split: object) -> None:
+    with pytest.raises(TopologyError, match=r"^ranges\[0\]\.upto: .*Decimal"):
+        RangeRouter([{"shard": "a", "upto": split}, {"shard": "b"}])
