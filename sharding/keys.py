@@ -152,7 +152,9 @@ def _encode_into(value: object, out: bytearray) -> None:
         raw = _utf8(value)
         out += b"s" + len(raw).to_bytes(4, "big") + raw
     elif isinstance(value, int):
-        text = str(value).encode("ascii")
+        # int(): an int-valued enum member is its value (str() would give "Tier.GOLD"),
+        # as in the stored row, whose token is computed from the value.
+        text = str(int(value)).encode("ascii")
         out += b"i" + len(text).to_bytes(4, "big") + text
     elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import json
 import uuid
 
@@ -200,3 +201,20 @@ def test_decimals_that_are_not_keys_raise_invalid_key_error(key: decimal.Decimal
         with pytest.raises(InvalidKeyError, match="Decimal") as info:
             attempt(key)
         assert "not a key" in str(info.value) or "at most 34" in str(info.value) or "out of range" in str(info.value)
+
+
+class Level(int, enum.Enum):
+    LOW = 1
+
+
+class Tag(str, enum.Enum):  # noqa: UP042 (the mixin form users write)
+    RED = "red"
+
+
+def test_enum_keys_are_their_values() -> None:
+    """A row stores an enum as its value and its token is computed from that value, so a
+    lookup by the member must encode the same; an ``(int, Enum)`` once encoded as ``Level.LOW``."""
+    assert encode_key(Level.LOW) == encode_key(1)
+    assert token(Level.LOW) == token(1)
+    assert encode_key(Tag.RED) == encode_key("red")
+    assert encode_key((Level.LOW, Tag.RED)) == encode_key((1, "red"))
