@@ -102,10 +102,6 @@ class ValueLimits:
     """Longest bytes value: a quarter of that row limit (the document store writes hex)."""
     json_max_depth: int = 64
     """Most nested containers (arrays and objects) in one JSON value; ``[[1]]`` is 2."""
-    json_key_dollar: bool = False
-    """Whether a JSON object key may start with ``$`` (MongoDB-wire servers refuse it)."""
-    json_key_dot: bool = False
-    """Whether a JSON object key may contain ``.`` (it would read as a nested path)."""
 
     def __post_init__(self) -> None:
         # A declaration is code, not input: a wrong one is a programming error.
@@ -253,13 +249,11 @@ def _check_json(value: Any, limits: ValueLimits) -> None:
 
 
 def _check_json_key(name: object, limits: ValueLimits) -> None:
+    # Any text is a storable key ('$' and '.' too: the document store escapes them); a
+    # non-str key would come back as a str (JSON has only string keys).
     if not isinstance(name, str):
         raise _Refused(f"JSON object keys are strings, not {type(name).__name__} ({_short(name)})")
     _check_text(name, limits, f"JSON key {_short(name)}")
-    if not limits.json_key_dollar and name.startswith("$"):
-        raise _Refused(f"JSON key {_short(name)} starts with '$', which is not storable here")
-    if not limits.json_key_dot and "." in name:
-        raise _Refused(f"JSON key {_short(name)} contains '.', which would read as a nested path")
 
 
 def _nothing(value: object, limits: ValueLimits) -> None:
