@@ -35,6 +35,7 @@ from toolkit.errors import (
     ToolkitError,
     TopologyError,
     UnsupportedCapability,
+    ValidationError,
 )
 from toolkit.facade import Directory, Toolkit
 from toolkit.model import Entity, EntitySchema, EntityValidationError
@@ -67,5 +68,6 @@ __all__ = [
     "ToolkitError",
     "TopologyError",
     "UnsupportedCapability",
+    "ValidationError",
     "load_config",
 ]

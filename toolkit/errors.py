@@ -20,6 +20,7 @@ from sharding.core.errors import (
     ToolkitError,
     TopologyError,
     UnsupportedCapability,
+    ValidationError,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "ToolkitError",
     "TopologyError",
     "UnsupportedCapability",
+    "ValidationError",
 ]
