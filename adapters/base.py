@@ -41,6 +41,7 @@ from adapters._types import (
 )
 from sharding.base import KeyRange, TokenRange
 from sharding.core.errors import UnsupportedCapability
+from sharding.core.limits import DEFAULT_LIMITS, ValueLimits
 
 if TYPE_CHECKING:
     from sharding.core.model import EntitySchema
@@ -115,6 +116,9 @@ class Adapter(ABC):
 
     capabilities: ClassVar[Capability] = Capability.NONE
     Options: ClassVar[type[AdapterOptions]] = AdapterOptions
+    value_limits: ClassVar[ValueLimits] = DEFAULT_LIMITS
+    """What this backend stores exactly (``sharding.core.limits``): the repository refuses a
+    row past these limits with a ValidationError naming the field, before any write."""
     """The typed options of this adapter (``[stores.NAME.options]``); see ``adapters._options``."""
 
     def __init__(
