@@ -83,23 +83,28 @@ def test_show_draws_the_timeline(project: Path) -> None:
     assert "no saga no-such-id" in missing.output
 
 
-def test_recover_imports_the_definitions_and_finishes_dead_sagas(project: Path) -> None:
+class Crash(BaseException):
+    """Stands in for the runner's process dying: not an Exception, so nothing catches it."""
+
+
+def _die_at(project: Path, saga_name: str, point: str) -> None:
+    """Run ``saga_name`` until the fault point ``point``, where its runner "dies", then make
+    the dead runner's lease run out now rather than in 15 seconds."""
     sagas = {saga.name: saga for saga in load_definitions("sagaapp:SAGAS")}
 
-    class Crash(BaseException):
-        pass
-
-    def hook(point: str) -> None:
-        if point == "after-write:started":
+    def hook(reached: str) -> None:
+        if reached == point:
             raise Crash
 
     with Toolkit(project / "polystore.toml") as toolkit:
-        dying = SagaCoordinator(toolkit, fault_hook=hook)
         with pytest.raises(Crash):
-            dying.run(sagas["ok"], {})
-        # Make the dead runner's lease run out now rather than in 15 seconds.
+            SagaCoordinator(toolkit, fault_hook=hook).run(sagas[saga_name], {})
         with toolkit.catalog.engine.begin() as connection:
             connection.exec_driver_sql("UPDATE ps_saga SET lease_until = 0")
+
+
+def test_recover_imports_the_definitions_and_finishes_dead_sagas(project: Path) -> None:
+    _die_at(project, "ok", "after-write:started")
     dry = CliRunner().invoke(app, ["saga", "recover", "--app", "sagaapp:SAGAS", "--dry-run"], env={"COLUMNS": "250"})
     assert dry.exit_code == 0, dry.output
     assert "1 saga(s) left in flight by a dead runner" in dry.output
@@ -112,20 +117,7 @@ def test_recover_imports_the_definitions_and_finishes_dead_sagas(project: Path) 
 
 
 def test_recover_exits_1_when_a_recovered_saga_needs_attention(project: Path) -> None:
-    sagas = {saga.name: saga for saga in load_definitions("sagaapp:SAGAS")}
-
-    class Crash(BaseException):
-        pass
-
-    def hook(point: str) -> None:
-        if point == "before-action:1":
-            raise Crash
-
-    with Toolkit(project / "polystore.toml") as toolkit:
-        with pytest.raises(Crash):
-            SagaCoordinator(toolkit, fault_hook=hook).run(sagas["stuck"], {})
-        with toolkit.catalog.engine.begin() as connection:
-            connection.exec_driver_sql("UPDATE ps_saga SET lease_until = 0")
+    _die_at(project, "stuck", "before-action:1")
     result = CliRunner().invoke(app, ["saga", "recover", "--app", "sagaapp:SAGAS"], env={"COLUMNS": "250"})
     assert result.exit_code == 1
     assert "needs_attention" in result.output
