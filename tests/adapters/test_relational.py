@@ -6,8 +6,11 @@ index use of partition reads, edges cleaned up with their nodes."""
 from __future__ import annotations
 
 import copy
+import importlib
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,55 +18,43 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.exc import (
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    NoSuchTableError,
-    OperationalError,
-    SQLAlchemyError,
-)
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy import exc as sx
 
+import adapters.relational
 from adapters.base import TOKEN_FIELD, Filter, Order, Query, Relationship, Row
-from adapters.relational import DRIVER_ERRORS, EXPIRES_FIELD, RelationalAdapter, translate_errors
+from adapters.relational import ERRORS, EXPIRES_FIELD, RelationalAdapter
+from adapters.relational._markers import MarkerTable
 from sharding.keys import token
 from tests.servers import postgres_urls
-from toolkit import Entity
+from toolkit import Entity, errors
 from toolkit.config import sqlite_url
-from toolkit.errors import (
-    DuplicateKeyError,
-    NotFoundError,
-    QueryError,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-)
 from toolkit.model import EntitySchema, schema_of
 
 # -- error translation (no server) --------------------------------------------------------
 
-_CASES: list[tuple[Exception, type[StoreError], bool]] = [
-    (IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")), DuplicateKeyError, False),
-    (PoolTimeoutError("QueuePool limit reached"), StoreTimeout, True),
-    (OperationalError("SELECT", {}, Exception("database is locked")), StoreTimeout, True),
-    (OperationalError("SELECT", {}, Exception("could not connect to server")), StoreUnavailable, True),
-    (OperationalError("SELECT", {}, Exception("near 'x': syntax error")), StoreError, False),
-    (InterfaceError("SELECT", {}, Exception("connection already closed")), StoreUnavailable, True),
-    (NoSuchTableError("items"), StoreError, False),
-    (DBAPIError("SELECT", {}, Exception("server closed"), connection_invalidated=True), StoreError, True),
-    (DBAPIError("SELECT", {}, Exception("division by zero")), StoreError, False),
-    (SQLAlchemyError("something else"), StoreError, False),
+_CASES: list[tuple[Exception, type[errors.StoreError], bool]] = [
+    (sx.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")), errors.DuplicateKeyError, False),
+    (sx.TimeoutError("QueuePool limit reached"), errors.StoreTimeout, True),
+    (sx.OperationalError("SELECT", {}, Exception("database is locked")), errors.StoreTimeout, True),
+    (sx.OperationalError("SELECT", {}, Exception("could not connect to server")), errors.StoreUnavailable, True),
+    (sx.OperationalError("SELECT", {}, Exception("near 'x': syntax error")), errors.StoreError, False),
+    (sx.InterfaceError("SELECT", {}, Exception("connection already closed")), errors.StoreUnavailable, True),
+    (sx.NoSuchTableError("items"), errors.StoreError, False),
+    (sx.DBAPIError("SELECT", {}, Exception("server closed"), connection_invalidated=True), errors.StoreError, True),
+    (sx.DBAPIError("SELECT", {}, Exception("division by zero")), errors.StoreError, False),
+    (sx.SQLAlchemyError("something else"), errors.StoreError, False),
 ]
 
 
 def test_every_caught_exception_class_has_a_case() -> None:
-    assert {type(error) for error, _, _ in _CASES} == set(DRIVER_ERRORS)
+    assert {type(error) for error, _, _ in _CASES} == set(ERRORS.caught)
 
 
 @pytest.mark.parametrize(("error", "expected", "retryable"), _CASES, ids=lambda value: repr(value)[:40])
-def test_every_caught_exception_is_translated(error: Exception, expected: type[StoreError], retryable: bool) -> None:
-    with pytest.raises(StoreError) as raised, translate_errors("items", "s0", key="k"):
+def test_every_caught_exception_is_translated(
+    error: Exception, expected: type[errors.StoreError], retryable: bool
+) -> None:
+    with pytest.raises(errors.StoreError) as raised, ERRORS.translating("items", "s0", key="k"):
         raise error
     assert type(raised.value) is expected
     assert raised.value.retryable is retryable
@@ -216,15 +207,15 @@ def test_nested_filters_match_the_reference_semantics(adapter: RelationalAdapter
 
 def test_nested_paths_refuse_what_has_no_meaning(adapter: RelationalAdapter) -> None:
     _load_docs(adapter)
-    with pytest.raises(QueryError, match="not a nested field"):
+    with pytest.raises(errors.QueryError, match="not a nested field"):
         adapter.find(DOC, Query((Filter("n.x", "eq", 1),)))
-    with pytest.raises(QueryError, match="contains"):
+    with pytest.raises(errors.QueryError, match="contains"):
         adapter.find(DOC, Query((Filter("n", "contains", 1),)))
-    with pytest.raises(QueryError, match="number or a string"):
+    with pytest.raises(errors.QueryError, match="number or a string"):
         adapter.find(DOC, Query((Filter("doc.k", "lt", [1]),)))
-    with pytest.raises(QueryError, match="unknown field"):
+    with pytest.raises(errors.QueryError, match="unknown field"):
         adapter.find(DOC, Query((Filter(EXPIRES_FIELD, "eq", None),)))
-    with pytest.raises(QueryError, match="nested path"):
+    with pytest.raises(errors.QueryError, match="nested path"):
         adapter.find(DOC, Query(order_by=(Order("doc.k"),)))
 
 
@@ -253,9 +244,9 @@ def test_updates_of_odd_keys_and_non_object_intermediates(adapter: RelationalAda
     assert adapter.get(DOC, "u")["doc"] == {"a": {"b": True}}  # type: ignore[index]
     assert not adapter.update(DOC, "missing", {"n": 2})
     assert adapter.get(DOC, "missing") is None
-    with pytest.raises(QueryError, match="key"):
+    with pytest.raises(errors.QueryError, match="key"):
         adapter.update(DOC, "u", {"id": "v"})
-    with pytest.raises(QueryError, match="not a nested field"):
+    with pytest.raises(errors.QueryError, match="not a nested field"):
         adapter.update(DOC, "u", {"n.x": 1})
 
 
@@ -266,10 +257,112 @@ def test_increments_keep_the_column_type(adapter: RelationalAdapter) -> None:
     value = adapter.increment(DOC, "i", "x", 1)
     assert value == 1.0
     assert isinstance(value, float)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(errors.NotFoundError):
         adapter.increment(DOC, "nope", "n", 1)
-    with pytest.raises(QueryError, match="int or float"):
+    with pytest.raises(errors.QueryError, match="int or float"):
         adapter.increment(DOC, "i", "doc", 1)
+
+
+# -- apply-once increments: the marker commits with the counter ----------------------------
+
+
+def test_increment_once_applies_each_marker_once(adapter: RelationalAdapter) -> None:
+    adapter.put(DOC, _row(DOC, id="c", n=10, x=0.5))
+    steps = [  # (marker, undo, the counter after the call)
+        ("saga-1:0", False, 15),
+        ("saga-1:0", False, 15),  # a replay: no effect
+        ("saga-2:0", False, 20),
+        ("saga-1:0", True, 15),
+        ("saga-1:0", True, 15),  # undone once
+        ("saga-1:0", False, 15),  # a zombie retry after the undo
+    ]
+    assert [adapter.increment_once(DOC, "c", "n", 5, marker=m, undo=undo) for m, undo, _ in steps] == [
+        after for _, _, after in steps
+    ]
+    value = adapter.increment_once(DOC, "c", "x", 0.25, marker="saga-3:0")
+    assert value == 0.75
+    assert isinstance(value, float)
+    row = adapter.get(DOC, "c")
+    assert row is not None
+    assert (row["n"], row["x"]) == (15, 0.75)
+
+
+def test_an_undo_that_comes_first_leaves_a_tombstone(adapter: RelationalAdapter) -> None:
+    adapter.put(DOC, _row(DOC, id="t", n=3))
+    assert adapter.increment_once(DOC, "t", "n", 4, marker="m", undo=True) == 3
+    assert adapter.increment_once(DOC, "t", "n", 4, marker="m") == 3  # the late action does nothing
+    assert adapter.increment_once(DOC, "t", "x", 1.5, marker="null field", undo=True) is None
+    assert adapter.increment_once(DOC, "t", "n", 1, marker="gone") == 4
+    assert adapter.delete(DOC, "t")
+    assert adapter.increment_once(DOC, "t", "n", 1, marker="gone", undo=True) is None  # nothing left to reverse
+
+
+def test_increment_once_needs_the_row_and_a_numeric_field(adapter: RelationalAdapter) -> None:
+    with pytest.raises(errors.NotFoundError):
+        adapter.increment_once(DOC, "absent", "n", 1, marker="m")
+    adapter.put(DOC, _row(DOC, id="absent", n=1))
+    assert adapter.increment_once(DOC, "absent", "n", 1, marker="m") == 2  # the miss rolled its marker back
+    with pytest.raises(errors.QueryError, match="int"):
+        adapter.increment_once(DOC, "absent", "n", 1.5, marker="other")
+    with pytest.raises(errors.QueryError, match="key"):
+        adapter.increment_once(DOC, "absent", "id", 1, marker="other")
+    with pytest.raises(errors.QueryError, match="int or float"):
+        adapter.increment_once(DOC, "absent", "doc", 1, marker="other")
+    assert adapter.increment_once(DOC, "absent", "n", 1, marker="other") == 3  # refused calls left no marker
+
+
+def test_concurrent_attempts_of_one_marker_apply_once(adapter: RelationalAdapter) -> None:
+    adapter.put(DOC, _row(DOC, id="r", n=10))
+    with ThreadPoolExecutor(8) as pool:
+        values = list(pool.map(lambda _: adapter.increment_once(DOC, "r", "n", 1, marker="race"), range(8)))
+    assert values == [11] * 8
+    assert adapter.get(DOC, "r")["n"] == 11  # type: ignore[index]
+
+
+def test_the_marker_table_is_the_shards_and_made_once(adapter: RelationalAdapter) -> None:
+    adapter.put(DOC, _row(DOC, id="s", n=0))
+    adapter.increment_once(DOC, "s", "n", 1, marker="saga-9:1")
+    name = f"{adapter.options.namespace}ps_saga_marker"
+    assert sa.inspect(adapter.engine).has_table(name, schema=adapter.schema)
+    created: list[str] = []
+    sa.event.listen(adapter.engine, "before_cursor_execute", lambda *args: created.append(args[2]))
+    adapter.increment_once(DOC, "s", "n", 1, marker="saga-9:2")
+    assert not [statement for statement in created if "CREATE" in statement or "sqlite_master" in statement]
+    other = RelationalAdapter(adapter.url, store="items", shard="s0", options=adapter.options)
+    try:  # another adapter (or process) of the shard finds the table and the markers in it
+        other.ensure(DOC, with_token=True)
+        assert other.increment_once(DOC, "s", "n", 1, marker="saga-9:1") == 2
+    finally:
+        other.close()
+
+
+def test_creating_the_marker_table_tolerates_a_concurrent_create(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may create the table between our check and our CREATE: its
+    "already exists" is success. Any other failure is still raised (negative control)."""
+    engine = sa.create_engine(sqlite_url(tmp_path / "markers.db"))
+    try:
+        ours = MarkerTable("ps_saga_marker", None)
+        real_create = ours.table.create
+
+        def racing_create(bind: Any, checkfirst: bool = False) -> None:
+            MarkerTable("ps_saga_marker", None).table.create(bind)  # the other process wins
+            real_create(bind, checkfirst=False)  # "table ps_saga_marker already exists"
+
+        monkeypatch.setattr(ours.table, "create", racing_create)
+        ours.create(engine)
+        assert sa.inspect(engine).has_table("ps_saga_marker")
+        broken = MarkerTable("ps_other_marker", None)
+
+        def failing_create(bind: Any, checkfirst: bool = False) -> None:
+            raise sx.OperationalError("CREATE TABLE", {}, Exception("disk I/O error"))
+
+        monkeypatch.setattr(broken.table, "create", failing_create)
+        with pytest.raises(sx.OperationalError):
+            broken.create(engine)
+    finally:
+        engine.dispose()
 
 
 # -- TTL: the hidden column, on a fake clock ------------------------------------------------
@@ -283,6 +376,15 @@ class _Clock:
         return self.now
 
 
+def _set_clock(monkeypatch: pytest.MonkeyPatch, clock: _Clock) -> None:
+    """``clock`` as the ``time`` of every module of the adapter that reads the time."""
+    package = Path(adapters.relational.__file__).parent
+    for path in sorted(package.glob("_*.py")):
+        module = importlib.import_module(f"adapters.relational.{path.stem}")
+        if getattr(module, "time", None) is time:
+            monkeypatch.setattr(module, "time", clock)
+
+
 def _stored(adapter: RelationalAdapter, schema: EntitySchema) -> int:
     table = adapter._tableset(schema).table
     with adapter.engine.connect() as connection:
@@ -291,8 +393,7 @@ def _stored(adapter: RelationalAdapter, schema: EntitySchema) -> int:
 
 def test_expiry_is_hidden_everywhere_and_purged(adapter: RelationalAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = _Clock()
-    for module in ("adapters.relational", "adapters._sql_capabilities", "adapters._sql_graph"):
-        monkeypatch.setattr(f"{module}.time", clock)
+    _set_clock(monkeypatch, clock)
     assert adapter.put_ttl(DOC, [_row(DOC, id="t", n=1), _row(DOC, id="t", n=2), _row(DOC, id="s", n=3)], 10) == 2
     adapter.put(DOC, _row(DOC, id="p", n=4))
     row = adapter.get(DOC, "t")
@@ -313,7 +414,7 @@ def test_expiry_is_hidden_everywhere_and_purged(adapter: RelationalAdapter, monk
     assert not adapter.delete(DOC, "t")
     assert adapter.delete_many(DOC, ["t"]) == 0
     assert not adapter.update(DOC, "t", {"n": 9})
-    with pytest.raises(NotFoundError):
+    with pytest.raises(errors.NotFoundError):
         adapter.increment(DOC, "t", "n", 1)
     assert _stored(adapter, DOC) == 3  # invisible, not yet purged
     assert adapter.purge_expired(DOC) == 1
@@ -406,7 +507,7 @@ def test_deleting_nodes_deletes_their_edges(adapter: RelationalAdapter) -> None:
     assert [row["id"] for row in (n.row for n in adapter.neighbors(NODE, 2, direction="both"))] == [1]
     assert adapter.delete_many(NODE, [4, 5]) == 2
     assert _edges(adapter) == 1
-    with pytest.raises(NotFoundError, match="target"):
+    with pytest.raises(errors.NotFoundError, match="target"):
         adapter.relate(NODE, Relationship("NEXT", 1, 3), NODE)
     adapter.drop(NODE)
     assert _edges(adapter) == 0
@@ -426,8 +527,7 @@ def test_a_second_adapter_sees_the_edge_table(adapter: RelationalAdapter) -> Non
 
 def test_purging_expired_nodes_deletes_their_edges(adapter: RelationalAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = _Clock()
-    for module in ("adapters.relational", "adapters._sql_capabilities", "adapters._sql_graph"):
-        monkeypatch.setattr(f"{module}.time", clock)
+    _set_clock(monkeypatch, clock)
     adapter.put_many(NODE, [_row(NODE, id=1, name="a"), _row(NODE, id=2, name="b")])
     adapter.put_ttl(NODE, [_row(NODE, id=3, name="c")], 5)
     adapter.relate(NODE, Relationship("KNOWS", 1, 3), NODE)
@@ -441,9 +541,9 @@ def test_purging_expired_nodes_deletes_their_edges(adapter: RelationalAdapter, m
 
 def test_rows_missing_a_field_are_query_errors(adapter: RelationalAdapter) -> None:
     for call in (lambda: adapter.put(NODE, {"id": 1}), lambda: adapter.put_many(NODE, [{"id": 1}])):
-        with pytest.raises(QueryError, match="lacks field 'name'"):
+        with pytest.raises(errors.QueryError, match="lacks field 'name'"):
             call()
-    with pytest.raises(QueryError, match="lacks field 'name'"):
+    with pytest.raises(errors.QueryError, match="lacks field 'name'"):
         adapter.put_ttl(NODE, [{"id": 1}], 5)
 
 
@@ -459,7 +559,7 @@ def test_ensure_against_an_unreachable_server_can_be_retried() -> None:
     adapter = RelationalAdapter(url, store="items", shard="s0", options={"connect_timeout": 1})
     try:
         for _ in range(2):
-            with pytest.raises(StoreUnavailable, match="items/s0"):
+            with pytest.raises(errors.StoreUnavailable, match="items/s0"):
                 adapter.ensure(schema_of(Doc), with_token=True)
     finally:
         adapter.close()
@@ -474,7 +574,7 @@ def test_single_statements_leave_pooled_connections_transactional(adapter: Relat
         found = adapter.get(NODE, index)
         assert found is not None
         assert found["name"] == f"n{index}"
-    with pytest.raises(StoreError):
+    with pytest.raises(errors.StoreError):
         adapter.put(NODE, _row(NODE, id=99, name=None))  # NOT NULL violation, raised by the server
     with adapter.engine.connect() as first, adapter.engine.connect() as second:
         for connection in (first, second):

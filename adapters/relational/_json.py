@@ -261,17 +261,16 @@ class _PostgresNode(_Node):
 
 
 def _node(dialect: str, column: sa.ColumnElement[Any], steps: Sequence[str]) -> _Node:
+    node: _Node
     if dialect == "sqlite":
-        sqlite_node = _SqliteNode(column)
-        for step in steps:
-            sqlite_node = sqlite_node.child(step)
-        return sqlite_node
-    if dialect == "postgresql":
-        pg_node = _PostgresNode(column)
-        for step in steps:
-            pg_node = pg_node.child(step)
-        return pg_node
-    raise QueryError(f"nested (JSON) filters are not supported on {dialect}")
+        node = _SqliteNode(column)
+    elif dialect == "postgresql":
+        node = _PostgresNode(column)
+    else:
+        raise QueryError(f"nested (JSON) filters are not supported on {dialect}")
+    for step in steps:
+        node = node.child(step)
+    return node
 
 
 def json_filter(
