@@ -93,16 +93,17 @@ class ChangeOps(SqlShard):
         spec, tables = self._counter(schema, field, amount)
         markers = self._marker_table()
         with self._connect(key, write=True) as connection:
-            if not undo:
-                if markers.claim(connection, marker, APPLIED):
-                    value = self._add(connection, schema, spec, key, amount)
-                    if value is None:  # raised inside the transaction: the marker is rolled back
-                        raise self._no_row(schema, key)
-                    return value
-            # The tombstone first: a ``do`` racing this undo waits on the marker's key and
-            # commits before the conditional update below reads it (or finds the tombstone).
-            elif not markers.claim(connection, marker, UNDONE) and markers.undo(connection, marker):
-                return self._add(connection, schema, spec, key, -amount)
+            if undo:
+                # The tombstone first: if a racing ``do`` holds the marker's key, the claim
+                # waits for it to commit, and the conditional update then sees it applied.
+                if not markers.claim(connection, marker, UNDONE) and markers.undo(connection, marker):
+                    return self._add(connection, schema, spec, key, -amount)
+            elif markers.claim(connection, marker, APPLIED):
+                value = self._add(connection, schema, spec, key, amount)
+                if value is None:  # raised inside the transaction: the marker is rolled back
+                    raise self._no_row(schema, key)
+                return value
+            # A repeat, or a tombstone left behind: nothing changes; the counter as it is.
             found = connection.execute(sa.select(tables.table.c[field]).where(tables.key_clause(key))).first()
         return None if found is None else _number(spec, found[0])
 
