@@ -15,6 +15,8 @@ from tests.backends import discover
 from tests.servers import ServerGuard, stack_ports
 
 BACKEND_MARKERS = frozenset({"postgres", "redis", "cassandra", "neo4j", "mongo"})
+_PSYCOPG_ONLY = frozenset({"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"})
+"""Keyword arguments of ``psycopg.Connection.connect`` that are not libpq parameters."""
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +63,8 @@ def _servers_marker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
         real_pg = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
 
         def pg_connect(cls: Any, conninfo: str = "", **kwargs: Any) -> Any:
-            params = conninfo_to_dict(make_conninfo(conninfo, **kwargs))
+            libpq = {name: value for name, value in kwargs.items() if name not in _PSYCOPG_ONLY}
+            params = conninfo_to_dict(make_conninfo(conninfo, **libpq))
             guard.check(params.get("host", "localhost"), params.get("port", 5432))
             return real_pg(cls, conninfo, **kwargs)
 
