@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -28,7 +27,8 @@ def test_limit_and_immediate_rejection_without_wait() -> None:
 
 
 def test_a_waiting_caller_gets_the_slot_released_meanwhile() -> None:
-    bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait=30.0), SystemClock(), store="pg")
+    clock = ManualClock()
+    bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait=30.0), clock, store="pg")
     bulkhead.acquire()
     got = threading.Event()
 
@@ -38,10 +38,7 @@ def test_a_waiting_caller_gets_the_slot_released_meanwhile() -> None:
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    for _ in range(1000):
-        if bulkhead.stats().waiting == 1:
-            break
-        time.sleep(0.001)
+    assert clock.until_waiting(1)
     assert bulkhead.stats().waiting == 1
     assert not got.is_set()
     bulkhead.release()
@@ -52,31 +49,51 @@ def test_a_waiting_caller_gets_the_slot_released_meanwhile() -> None:
 
 
 def test_the_wait_is_bounded() -> None:
-    bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait=0.05), SystemClock(), store="pg")
+    clock = ManualClock()
+    bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait=0.05), clock, store="pg")
     bulkhead.acquire()
-    with pytest.raises(BulkheadFull, match=r"waited 0\.05 s"):
-        bulkhead.acquire()
+    refused: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            bulkhead.acquire()
+        except BulkheadFull as exc:
+            refused.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert clock.until_waiting(1)
+    clock.advance(0.049)  # not yet: it waits on
+    assert clock.until_waiting(1)
+    assert not refused
+    clock.advance(0.001)
+    thread.join(10)
+    assert len(refused) == 1
+    assert "waited 0.05 s" in str(refused[0])
     assert bulkhead.stats().waiting == 0
+    assert bulkhead.stats().rejected == 1
 
 
 def test_concurrency_never_exceeds_the_limit() -> None:
     bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=3, max_wait=10.0), SystemClock(), store="pg")
     lock = threading.Lock()
     inside = peak = 0
+    full = threading.Barrier(3, timeout=10)  # the first three in meet inside: the limit is reached
 
-    def work() -> None:
+    def work(index: int) -> None:
         nonlocal inside, peak
-        for _ in range(50):
+        for turn in range(50):
             bulkhead.acquire()
             with lock:
                 inside += 1
                 peak = max(peak, inside)
-            time.sleep(0.0005)
+            if turn == 0 and index < 3:
+                full.wait()
             with lock:
                 inside -= 1
             bulkhead.release()
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.base import Adapter, Capability, Filter, Query, Row, ShardInfo
+from adapters.base import CONTRACT, Adapter, Capability, Filter, Query, Row, ShardInfo
 from toolkit.errors import (
     CircuitOpen,
     DuplicateKeyError,
@@ -107,6 +107,22 @@ class Scripted(Adapter):
         return int(self._next("increment") or 0)
 
 
+class Marked(Scripted):
+    """Also applies increments once under a marker, and runs scripts."""
+
+    capabilities = Scripted.capabilities | Capability.APPLY_ONCE | Capability.SCRIPTS
+
+    def increment_once(
+        self, schema: EntitySchema, key: Any, field: str, amount: int | float, *, marker: str, undo: bool = False
+    ) -> int | float | None:
+        return int(self._next("increment_once") or 0)
+
+    def run_script(self, script: str, keys: Sequence[bytes | str], args: Sequence[Any]) -> Any:
+        return self._next("run_script")
+
+    scan_expiring = Scripted.scan
+
+
 DOWN = StoreUnavailable("connection refused", store="kv", shard="s0")
 
 
@@ -115,12 +131,13 @@ def guarded(
     *,
     clock: ManualClock | None = None,
     random: float = 0.5,
+    adapter: type[Scripted] = Scripted,
     **parts: Any,
 ) -> tuple[GuardedAdapter, Scripted, StoreGuard, ManualClock]:
     clock = clock or ManualClock()
     policy = ResiliencePolicy(**parts)
     guard = StoreGuard("kv", policy, clock=clock, random=lambda: random)
-    inner = Scripted(outcomes)
+    inner = adapter(outcomes)
     return guard_adapter(inner, guard.shard("s0")), inner, guard, clock
 
 
@@ -184,6 +201,26 @@ def test_increment_is_not_retried_unless_the_caller_marks_it_safe() -> None:
         assert adapter.increment(SCHEMA, 1, "n", 1) == 5
     assert retry_safe_reason() is None
     assert inner.calls == ["increment", "increment"]
+
+
+def test_each_contract_method_runs_as_the_contract_table_says() -> None:
+    """increment_once is idempotent (its marker makes a repeat harmless); run_script is not."""
+    adapter, inner, _, _ = guarded([DOWN, 7], adapter=Marked)
+    assert adapter.increment_once(SCHEMA, 1, "n", 1, marker="saga-1:0") == 7
+    assert inner.calls == ["increment_once", "increment_once"]
+    adapter, inner, _, _ = guarded([DOWN, "never"], adapter=Marked)
+    with pytest.raises(StoreUnavailable):
+        adapter.run_script("return 1", [], [])
+    assert inner.calls == ["run_script"]
+    adapter, inner, guard, _ = guarded([[{"id": 1}], DOWN], adapter=Marked, breaker=BreakerPolicy(failures=1))
+    batches = adapter.scan_expiring(SCHEMA)  # the base class's default: a stream over ``scan``
+    assert inner.calls == []  # nothing is read before the first batch is asked for
+    assert next(batches) == [{"id": 1}]
+    with pytest.raises(StoreUnavailable):
+        next(batches)
+    assert not guard.health().healthy
+    assert adapter.stored_layout(SCHEMA) is None  # direct: answered even with the circuit open
+    assert type(adapter).capabilities == Marked.capabilities
 
 
 def test_an_open_circuit_fails_fast_without_calling_the_adapter_and_is_not_retried() -> None:
@@ -258,15 +295,16 @@ def test_describe_and_close_bypass_the_guard() -> None:
     adapter.close()
 
 
-def test_the_proxy_keeps_the_contract_the_capabilities_and_the_driver_handles() -> None:
+def test_the_proxy_keeps_the_contract_and_the_capabilities_and_nothing_else() -> None:
     adapter, _inner, _, _ = guarded()
     assert isinstance(adapter, Adapter)
     assert type(adapter).capabilities == Capability.TTL | Capability.ATOMIC_INCREMENT
     assert (adapter.store, adapter.shard, adapter.url) == ("kv", "s0", "scripted://")
-    assert adapter.driver_handle == "the client"  # not part of the contract: read from the adapter
+    assert not hasattr(adapter, "driver_handle")  # not part of the contract: no way around the guard
+    assert adapter.inner.driver_handle == "the client"  # the wrapped adapter keeps it
     with pytest.raises(UnsupportedCapability, match="Scripted does not support GRAPH"):
         adapter.relate(SCHEMA, None, SCHEMA)  # type: ignore[arg-type]
-    # every public method of the contract is guarded or forwarded (none falls back to a base default)
-    for name, value in vars(Adapter).items():
-        if callable(value) and not name.startswith("_"):
-            assert getattr(type(adapter), name) is not value, name
+    # every method of the contract is guarded or forwarded (none falls back to a base default)
+    for name in CONTRACT:
+        assert getattr(type(adapter), name) is not getattr(Adapter, name), name
+        assert name in vars(adapter), name  # and bound once per instance: the fast path

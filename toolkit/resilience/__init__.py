@@ -26,7 +26,10 @@ store for an application's own health endpoint; ``polystore status`` draws the s
 
 Modules: ``_policy`` (the frozen policies and their defaults), ``_clock`` (injectable
 time and randomness), ``_breaker``, ``_bulkhead``, ``_throttle`` (four algorithms),
-``_retry`` (what is retried, ``retry_safe``) and ``_guard`` (the adapter proxy).
+``_retry`` (what is retried, ``retry_safe``), ``_guard`` (one call through breaker,
+throttle, bulkhead and retry) and ``_proxy`` (``GuardedAdapter``: the adapter contract
+behind the guard). The clock, the retry policy and ``is_retryable`` are the toolkit's
+only ones: sagas use them too (``toolkit.saga`` re-exports them).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from __future__ import annotations
 from toolkit.resilience._breaker import BreakerState, BreakerStats, CircuitBreaker, is_unhealthy
 from toolkit.resilience._bulkhead import Bulkhead, BulkheadStats
 from toolkit.resilience._clock import SYSTEM_CLOCK, Clock, ManualClock, Random, SystemClock, system_random
-from toolkit.resilience._guard import GuardedAdapter, ShardGuard, ShardHealth, StoreGuard, StoreHealth, guard_adapter
+from toolkit.resilience._guard import ShardGuard, ShardHealth, StoreGuard, StoreHealth
 from toolkit.resilience._policy import (
     ALGORITHMS,
     DEFAULT_POLICY,
@@ -46,7 +49,8 @@ from toolkit.resilience._policy import (
     RetryPolicy,
     ThrottlePolicy,
 )
-from toolkit.resilience._retry import is_retryable, retry_safe, retry_safe_reason
+from toolkit.resilience._proxy import GuardedAdapter, guard_adapter
+from toolkit.resilience._retry import REFUSALS, is_retryable, retry_safe, retry_safe_reason
 from toolkit.resilience._throttle import (
     FixedWindow,
     LeakyBucket,
@@ -61,6 +65,7 @@ from toolkit.resilience._throttle import (
 __all__ = [
     "ALGORITHMS",
     "DEFAULT_POLICY",
+    "REFUSALS",
     "SYSTEM_CLOCK",
     "Algorithm",
     "BreakerPolicy",

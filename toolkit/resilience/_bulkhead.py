@@ -76,8 +76,8 @@ class Bulkhead:
                     left = deadline - self._clock.monotonic()
                     if left <= 0:
                         break
-                    if not self._freed.wait(left):
-                        break  # timed out (a Condition waits on real time, whatever the clock)
+                    if not self._clock.wait(self._freed, left):
+                        break  # timed out on the bulkhead's clock
             finally:
                 self._waiting -= 1
         if self.in_use >= self.limit:

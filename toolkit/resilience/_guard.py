@@ -1,9 +1,8 @@
 """The guard in front of each shard's adapter: breaker, throttle, bulkhead, retry.
 
 ``StoreGuard`` holds what a store shares (its bulkhead, its throttle, its retry policy,
-its counters) and one breaker per shard; ``guard_adapter`` wraps a shard's adapter in a
-``GuardedAdapter`` that implements the same ``Adapter`` contract and sends every call
-through, in this order::
+its counters) and one breaker per shard; ``ShardGuard`` runs one call to one shard
+through them, in this order::
 
     retry (idempotent calls, or inside retry_safe)
       -> breaker of the shard   fail fast while open, no token or slot spent
@@ -12,9 +11,8 @@ through, in this order::
             -> the adapter
 
 The throttle comes before the bulkhead so that a call waiting for admission does not
-sit on a concurrency slot. Attributes the contract does not name (``engine``,
-``client``...) are read from the wrapped adapter, so code that reaches for a driver
-handle keeps working; such direct driver use bypasses the guard.
+sit on a concurrency slot. ``GuardedAdapter`` (``_proxy``) is the ``Adapter`` that sends
+each method of the contract through a ``ShardGuard``.
 """
 
 from __future__ import annotations
@@ -22,22 +20,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from adapters.base import Adapter, Direction, Filter, Neighbor, Query, Relationship, Row, ShardInfo
-from sharding.base import KeyRange, TokenRange
 from toolkit.errors import ToolkitError
 from toolkit.resilience._breaker import BreakerState, BreakerStats, CircuitBreaker
 from toolkit.resilience._bulkhead import Bulkhead, BulkheadStats
 from toolkit.resilience._clock import SYSTEM_CLOCK, Clock, Random, system_random
 from toolkit.resilience._policy import ResiliencePolicy
-from toolkit.resilience._retry import _SAFE, is_retryable
+from toolkit.resilience._retry import _SAFE, REFUSALS
 from toolkit.resilience._throttle import Throttle, ThrottleStats
 
-if TYPE_CHECKING:
-    from toolkit.model import EntitySchema
-
-__all__ = ["GuardedAdapter", "ShardGuard", "ShardHealth", "StoreGuard", "StoreHealth", "guard_adapter"]
+__all__ = ["ShardGuard", "ShardHealth", "StoreGuard", "StoreHealth"]
 
 T = TypeVar("T")
 _END: Final = object()
@@ -180,7 +173,13 @@ class ShardGuard:
         finally:
             if bulkhead is not None:
                 bulkhead.release()
-        if self._retry is None or not is_retryable(error) or not (idempotent or _SAFE.get() is not None):
+        retry = self._retry
+        if (
+            retry is None
+            or not (idempotent or _SAFE.get() is not None)
+            or isinstance(error, REFUSALS)
+            or not retry.should_retry(error, 1)
+        ):
             raise error
         return self._again(error, fn, args, kwargs)
 
@@ -217,6 +216,19 @@ class ShardGuard:
             if bulkhead is not None:
                 bulkhead.release()
 
+    def stream(self, fn: Callable[..., Iterator[T]], /, *args: Any, **kwargs: Any) -> Iterator[T]:
+        """``fn(*args, **kwargs)``'s items, each fetched under ``once``: a half-read
+        iterator cannot be retried, but every batch it reads passes the breaker, the
+        throttle and the bulkhead. ``fn`` is called on the first ``next``, as a generator
+        function would be."""
+        items = fn(*args, **kwargs)
+        once = self.once
+        while True:
+            item = once(next, items, _END)
+            if item is _END:
+                return
+            yield item
+
     def _again(self, error: ToolkitError, fn: Callable[..., T], args: Sequence[Any], kwargs: Mapping[str, Any]) -> T:
         """Attempts 2..max_attempts after ``error``, with jittered exponential backoff."""
         policy = self._retry
@@ -224,209 +236,16 @@ class ShardGuard:
         clock = self.store.clock
         deadline = None if policy.timeout is None else clock.monotonic() + policy.timeout
         attempt = 1
-        while attempt < policy.max_attempts:
+        while True:
             wait = policy.backoff(attempt, self.store.random())
             if deadline is not None and clock.monotonic() + wait > deadline:
-                break
+                raise error
             clock.sleep(wait)
             attempt += 1
             self.store.count_retry()
             try:
                 return self.once(fn, *args, **kwargs)
             except ToolkitError as exc:
-                if not is_retryable(exc):
+                if isinstance(exc, REFUSALS) or not policy.should_retry(exc, attempt):
                     raise
                 error = exc
-        raise error
-
-
-_GUARDED_CLASSES: dict[type[Adapter], type[GuardedAdapter]] = {}
-_CLASSES_LOCK = threading.Lock()
-
-
-def guard_adapter(adapter: Adapter, guard: ShardGuard) -> GuardedAdapter:
-    """``adapter`` behind ``guard``, as an ``Adapter`` with the same capabilities."""
-    cls = type(adapter)
-    guarded = _GUARDED_CLASSES.get(cls)
-    if guarded is None:
-        with _CLASSES_LOCK:
-            guarded = _GUARDED_CLASSES.get(cls)
-            if guarded is None:
-                # A subclass per adapter class, so ``capabilities`` stays a class attribute,
-                # with a plain forward for every contract method the proxy does not guard
-                # (one added to Adapter later must reach the real adapter's override).
-                namespace: dict[str, Any] = {"capabilities": cls.capabilities}
-                for name, value in vars(Adapter).items():
-                    if callable(value) and not name.startswith("_") and name not in vars(GuardedAdapter):
-                        namespace[name] = _forward(name)
-                guarded = type(f"Guarded{cls.__name__}", (GuardedAdapter,), namespace)
-                _GUARDED_CLASSES[cls] = guarded
-    return guarded(adapter, guard)
-
-
-def _forward(name: str) -> Callable[..., Any]:
-    """A method that calls the wrapped adapter's ``name`` directly (unguarded)."""
-
-    def forward(self: GuardedAdapter, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.inner, name)(*args, **kwargs)
-
-    forward.__name__ = name
-    forward.__doc__ = f"``{name}`` of the wrapped adapter, not guarded."
-    return forward
-
-
-class GuardedAdapter(Adapter):
-    """An ``Adapter`` that forwards every call through a ``ShardGuard`` to the real one.
-
-    Idempotent operations (upserts, reads, deletes, ``update``, ``relate``, DDL) are
-    retried on retryable errors; ``increment`` only inside ``retry_safe``. ``scan``
-    guards each batch it fetches (a half-read generator cannot be retried). ``describe``
-    and ``close`` bypass the guard: a status report must see a down shard as down, not
-    as an open circuit, and closing must always work. Contract methods this class does
-    not name (``require``, and any added to ``Adapter`` later) are forwarded unguarded
-    by the subclass ``guard_adapter`` builds.
-    """
-
-    def __init__(self, inner: Adapter, guard: ShardGuard) -> None:
-        # No super().__init__: the connection state lives in ``inner``.
-        self.inner = inner
-        self.guard = guard
-        self.url = inner.url
-        self.store = inner.store
-        self.shard = inner.shard
-        self.options = inner.options
-        self._call = guard.call
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not set yet (a half-built proxy): no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def __repr__(self) -> str:
-        return f"<guarded {self.inner!r}>"
-
-    # -- lifecycle -----------------------------------------------------------------------
-    def ensure(self, schema: EntitySchema, *, with_token: bool) -> None:
-        self._call(self.inner.ensure, True, schema, with_token=with_token)
-
-    def ping(self) -> None:
-        self._call(self.inner.ping, True)
-
-    def describe(self) -> ShardInfo:
-        return self.inner.describe()
-
-    def drop(self, schema: EntitySchema) -> None:
-        self._call(self.inner.drop, True, schema)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    # -- the core --------------------------------------------------------------------------
-    def put(self, schema: EntitySchema, row: Row) -> None:
-        self._call(self.inner.put, True, schema, row)
-
-    def put_many(self, schema: EntitySchema, rows: Sequence[Row]) -> int:
-        return self._call(self.inner.put_many, True, schema, rows)
-
-    def get(self, schema: EntitySchema, key: Any) -> Row | None:
-        return self._call(self.inner.get, True, schema, key)
-
-    def get_many(self, schema: EntitySchema, keys: Sequence[Any]) -> list[Row]:
-        return self._call(self.inner.get_many, True, schema, keys)
-
-    def delete(self, schema: EntitySchema, key: Any) -> bool:
-        return self._call(self.inner.delete, True, schema, key)
-
-    def delete_many(self, schema: EntitySchema, keys: Sequence[Any]) -> int:
-        return self._call(self.inner.delete_many, True, schema, keys)
-
-    def find(self, schema: EntitySchema, query: Query) -> list[Row]:
-        return self._call(self.inner.find, True, schema, query)
-
-    def count(self, schema: EntitySchema, filters: Sequence[Filter] = ()) -> int:
-        return self._call(self.inner.count, True, schema, filters)
-
-    def scan(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
-    ) -> Iterator[list[Row]]:
-        batches = self.inner.scan(schema, tokens=tokens, keys=keys, batch_size=batch_size)
-        once = self.guard.once
-        while True:
-            batch = once(next, batches, _END)
-            if batch is _END:
-                return
-            yield batch
-
-    # -- capabilities ------------------------------------------------------------------------
-    def put_ttl(self, schema: EntitySchema, rows: Sequence[Row], ttl: float) -> int:
-        return self._call(self.inner.put_ttl, True, schema, rows, ttl)
-
-    def ttl(self, schema: EntitySchema, key: Any) -> float | None:
-        return self._call(self.inner.ttl, True, schema, key)
-
-    def increment(self, schema: EntitySchema, key: Any, field: str, amount: int | float) -> int | float:
-        return self._call(self.inner.increment, False, schema, key, field, amount)
-
-    def update(self, schema: EntitySchema, key: Any, changes: Mapping[str, Any]) -> bool:
-        return self._call(self.inner.update, True, schema, key, changes)
-
-    def partition(
-        self,
-        schema: EntitySchema,
-        partition: Any,
-        *,
-        start: Any = None,
-        end: Any = None,
-        descending: bool = False,
-        limit: int | None = None,
-    ) -> list[Row]:
-        return self._call(
-            self.inner.partition, True, schema, partition, start=start, end=end, descending=descending, limit=limit
-        )
-
-    def relate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> None:
-        self._call(self.inner.relate, True, schema, relationship, target)
-
-    def unrelate(self, schema: EntitySchema, relationship: Relationship, target: EntitySchema) -> bool:
-        return self._call(self.inner.unrelate, True, schema, relationship, target)
-
-    def neighbors(
-        self,
-        schema: EntitySchema,
-        key: Any,
-        *,
-        type: str | None = None,
-        direction: Direction = "out",
-        target: EntitySchema | None = None,
-    ) -> list[Neighbor]:
-        return self._call(self.inner.neighbors, True, schema, key, type=type, direction=direction, target=target)
-
-    def traverse(
-        self,
-        schema: EntitySchema,
-        key: Any,
-        *,
-        type: str | None = None,
-        direction: Direction = "out",
-        depth: int = 1,
-    ) -> list[tuple[int, Row]]:
-        return self._call(self.inner.traverse, True, schema, key, type=type, direction=direction, depth=depth)
-
-    def shortest_path(
-        self,
-        schema: EntitySchema,
-        source: Any,
-        target: Any,
-        *,
-        type: str | None = None,
-        direction: Direction = "out",
-        max_depth: int = 6,
-    ) -> list[Row] | None:
-        return self._call(
-            self.inner.shortest_path, True, schema, source, target, type=type, direction=direction, max_depth=max_depth
-        )

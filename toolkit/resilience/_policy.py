@@ -8,7 +8,7 @@ One ``ResiliencePolicy`` per store bundles four parts, each read from the store'
   a caller waits for a slot;
 * ``ThrottlePolicy``  per store: how many calls per second are admitted (off by default);
 * ``RetryPolicy``     per call: how transient failures are retried (exponential backoff
-  with jitter, bounded in attempts and in total time).
+  with jitter, bounded in attempts and in total time); saga steps use it too.
 
 The defaults are meant to be invisible while every backend is healthy and to contain
 one that is not: a shard that fails 5 times within 10 s is left alone for 5 s; a store
@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Final, Literal
+
+from toolkit.resilience._retry import is_retryable
 
 __all__ = [
     "ALGORITHMS",
@@ -181,38 +183,76 @@ class ThrottlePolicy:
         return max(1, round(self.rate or 1))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RetryPolicy:
-    """Retry of one adapter call after a failure the adapter marks retryable.
+    """How a failed call is tried again: one adapter call in the guard, one saga step.
 
     The wait after failed attempt ``n`` is ``initial_backoff * multiplier ** (n - 1)``,
     capped at ``max_backoff``, then scaled by a factor drawn uniformly from
     ``[1 - jitter, 1]``, so many clients that failed together do not retry together and no
-    wait exceeds the cap. No wait is begun that would end more than ``timeout`` seconds
-    after the first attempt failed (so no retry starts later than that; the clock starts
-    at the first failure because reading it before every call would tax the healthy path).
+    wait exceeds the cap. No attempt starts more than ``timeout`` seconds after the clock
+    started: the guard starts it at the first failure (reading the clock before every
+    call would tax the healthy path), a saga step before its first attempt (Temporal's
+    schedule-to-close), and cuts its last wait short at the deadline. A running attempt is
+    never interrupted: Python cannot kill a thread, and abandoning one that may still
+    write would break the guarantee that a compensation runs after its action stopped.
 
-    Only idempotent operations are retried (upserts, reads, deletes, ``update``,
-    ``relate``); ``increment`` is retried only inside ``retry_safe(...)``, where the caller
-    vouches that repeating it is harmless. The guard's own refusals (``CircuitOpen``,
-    ``RateLimited``, ``BulkheadFull``) are never retried here: they are answers, not
-    accidents. (Sagas retry whole steps with their own policy, ``toolkit.saga.RetryPolicy``.)
+    Only errors flagged ``retryable`` are retried (``is_retryable``), unless ``retry_all``:
+    saga compensations use that, because a compensation has no alternative but to
+    succeed eventually. In the guard, only idempotent operations are retried (upserts,
+    reads, deletes, ``update``, ``relate``); ``increment`` only inside ``retry_safe(...)``,
+    where the caller vouches that repeating it is harmless, and the guard's own refusals
+    (``CircuitOpen``, ``RateLimited``, ``BulkheadFull``) never: they are answers, not
+    accidents.
+
+    The shape is Temporal's ``RetryPolicy``; its names for the first three waits'
+    fields (``initial_interval``, ``backoff_coefficient``, ``max_interval``) are accepted
+    as keywords too, since saga definitions were written with them.
     """
 
-    max_attempts: int = 3
-    """Attempts in total, the first included; 1 turns retry off."""
-    initial_backoff: float = 0.05
-    """Seconds before the second attempt (before jitter)."""
-    multiplier: float = 2.0
-    """Each wait is this many times the previous one (at least 1)."""
-    max_backoff: float = 1.0
-    """No wait is longer than this (seconds)."""
-    jitter: float = 0.5
-    """Fraction of each wait that is random: 0 none, 1 anywhere in [0, wait]."""
-    timeout: float | None = 5.0
-    """Seconds from the first failure after which no further attempt starts; None: no limit."""
+    max_attempts: int
+    """Attempts in total, the first included; 1 turns retry off. Default 3."""
+    initial_backoff: float
+    """Seconds before the second attempt (before jitter). Default 0.05."""
+    multiplier: float
+    """Each wait is this many times the previous one (at least 1). Default 2.0."""
+    max_backoff: float
+    """No wait is longer than this (seconds). Default 1.0."""
+    jitter: float
+    """Fraction of each wait that is random: 0 none, 1 anywhere in [0, wait]. Default 0.5."""
+    timeout: float | None
+    """Seconds after which no further attempt starts (see above); None: no limit. Default 5.0."""
+    retry_all: bool
+    """Retry every error, not only those flagged retryable. Default false."""
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        initial_backoff: float = 0.05,
+        multiplier: float = 2.0,
+        max_backoff: float = 1.0,
+        jitter: float = 0.5,
+        timeout: float | None = 5.0,
+        retry_all: bool = False,
+        *,
+        initial_interval: float | None = None,
+        backoff_coefficient: float | None = None,
+        max_interval: float | None = None,
+    ) -> None:
+        values = {
+            "max_attempts": max_attempts,
+            "initial_backoff": initial_backoff if initial_interval is None else initial_interval,
+            "multiplier": multiplier if backoff_coefficient is None else backoff_coefficient,
+            "max_backoff": max_backoff if max_interval is None else max_interval,
+            "jitter": jitter,
+            "timeout": timeout,
+            "retry_all": retry_all,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        self._check()
+
+    def _check(self) -> None:
         _at_least_one("max_attempts", self.max_attempts)
         _non_negative("initial_backoff", self.initial_backoff)
         if not self.multiplier >= 1 or math.isinf(self.multiplier):
@@ -227,6 +267,10 @@ class RetryPolicy:
         """Seconds to wait after failed attempt ``attempt`` (1-based); ``random`` in [0, 1)."""
         base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
         return base * (1.0 - self.jitter * random)
+
+    def should_retry(self, error: BaseException, attempt: int) -> bool:
+        """Whether attempt ``attempt`` failing with ``error`` earns another attempt."""
+        return attempt < self.max_attempts and (self.retry_all or is_retryable(error))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,23 +20,27 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Final
 
 from toolkit.errors import BulkheadFull, CircuitOpen, RateLimited, ToolkitError
 
-__all__ = ["is_retryable", "retry_safe", "retry_safe_reason"]
+__all__ = ["REFUSALS", "is_retryable", "retry_safe", "retry_safe_reason"]
 
 _SAFE: contextvars.ContextVar[str | None] = contextvars.ContextVar("polystore_retry_safe", default=None)
 
-_REFUSALS = (CircuitOpen, RateLimited, BulkheadFull)
+REFUSALS: Final = (CircuitOpen, RateLimited, BulkheadFull)
+"""The guard's own answers: retryable for a caller that waits (a saga step's backoff),
+never repeated by the guard itself, where the next attempt would meet the same answer."""
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Whether the guard may repeat a call that failed with ``error``.
+    """Whether the same call, repeated unchanged, may succeed: the ``retryable`` flag of
+    toolkit errors (``StoreUnavailable``, ``StoreTimeout``, a transient server code).
 
-    Only toolkit errors flagged ``retryable``; never the guard's own refusals (an open
-    circuit, a rate limit, a full bulkhead): repeating those adds load and no chance.
+    Anything that is not a ``ToolkitError`` (a bug in a step, a ValueError) is not
+    retryable: retrying a deterministic failure only delays the compensation.
     """
-    return isinstance(error, ToolkitError) and error.retryable and not isinstance(error, _REFUSALS)
+    return isinstance(error, ToolkitError) and bool(error.retryable)
 
 
 @contextmanager
