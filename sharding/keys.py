@@ -38,7 +38,10 @@ __all__ = [
     "MAX_TOKEN",
     "MIN_TOKEN",
     "KeyValue",
+    "canonical_decimal",
     "check_decimal_key",
+    "decimal_from_order_bytes",
+    "decimal_order_bytes",
     "decode_key",
     "encode_key",
     "key_from_json",
@@ -70,8 +73,8 @@ _DECIMAL_MAX_ADJUSTED: Final = DECIMAL128_MAX_EXPONENT + DECIMAL128_DIGITS - 1
 """The largest exponent of a Decimal key's leading digit (``9.99...E+6144``)."""
 _EXPONENT_BIAS: Final = 2**31
 """Added to a leading digit's exponent to store it as 4 unsigned bytes that sort like it."""
-_NEGATIVE, _ZERO, _POSITIVE = b"N\x01", b"N\x02", b"N\x03"
-"""The tag of a Decimal key and its sign class, in numeric order."""
+_NEGATIVE, _ZERO, _POSITIVE = b"\x01", b"\x02", b"\x03"
+"""A Decimal key's sign class (after its tag ``N``), in numeric order."""
 _INVERTED: Final = bytes(0xFF - byte for byte in range(256))
 """A ``bytes.translate`` table that inverts every byte (its own inverse): a negative
 key's digits are stored inverted, so that a larger magnitude sorts first."""
@@ -82,9 +85,9 @@ def _shown(value: _decimal.Decimal) -> str:
     return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
 
 
-def _decimal_parts(value: _decimal.Decimal) -> tuple[int, bytes, int]:
-    """(sign, digits without trailing zeros, exponent of the leading digit) of a Decimal
-    key; ``b""`` digits for zero. Raises InvalidKeyError outside the key domain."""
+def _decimal_number(value: _decimal.Decimal) -> tuple[int, bytes, int]:
+    """(sign, digits without trailing zeros, exponent of the leading digit) of a finite
+    Decimal, exactly (no rounding); ``b""`` digits (and sign 0) for any zero."""
     if not value.is_finite():
         raise InvalidKeyError(f"Decimal {value} is not a key: a key must be a finite number")
     sign, digits, exponent = value.as_tuple()
@@ -93,7 +96,15 @@ def _decimal_parts(value: _decimal.Decimal) -> tuple[int, bytes, int]:
     if not text:
         return 0, b"", 0
     exponent += len(digits) - len(text)
-    leading = exponent + len(text) - 1
+    return sign, text, exponent + len(text) - 1
+
+
+def _decimal_parts(value: _decimal.Decimal) -> tuple[int, bytes, int]:
+    """``_decimal_number`` of a Decimal key; InvalidKeyError outside the key domain."""
+    sign, text, leading = _decimal_number(value)
+    if not text:
+        return sign, text, leading
+    exponent = leading - len(text) + 1
     if len(text) > DECIMAL128_DIGITS:
         raise InvalidKeyError(
             f"Decimal key {_shown(value)} has {len(text)} significant digits: a key has at most {DECIMAL128_DIGITS}"
@@ -111,9 +122,21 @@ def check_decimal_key(value: _decimal.Decimal) -> None:
     _decimal_parts(value)
 
 
-def _decimal_bytes(value: _decimal.Decimal) -> bytes:
-    """The order-preserving, self-delimiting encoding of a Decimal key."""
-    sign, text, leading = _decimal_parts(value)
+def canonical_decimal(value: _decimal.Decimal) -> _decimal.Decimal:
+    """The one form of a finite Decimal's number: trailing zeros dropped, every zero ``0``.
+
+    ``Decimal("1.50")``, ``Decimal("1.5")`` and ``Decimal("15E-1")`` are one key; this is
+    its form, what a store that looks keys up by equality keeps in its key column. Exact,
+    unlike ``Decimal.normalize``, which rounds to the context's precision (28 digits) and
+    keeps the sign of zero. Raises InvalidKeyError for NaN and infinities.
+    """
+    sign, text, leading = _decimal_number(value)
+    if not text:
+        return _decimal.Decimal(0)
+    return _decimal.Decimal((sign, tuple(byte - 0x30 for byte in text), leading - len(text) + 1))
+
+
+def _sortable(sign: int, text: bytes, leading: int) -> bytes:
     if not text:
         return _ZERO
     if sign == 0:
@@ -121,14 +144,36 @@ def _decimal_bytes(value: _decimal.Decimal) -> bytes:
     return _NEGATIVE + (_EXPONENT_BIAS - 1 - leading).to_bytes(4, "big") + text.translate(_INVERTED) + b"\xff"
 
 
+def decimal_order_bytes(value: _decimal.Decimal) -> bytes:
+    """Bytes of a finite Decimal's number that sort like the numbers and are prefix-free:
+    what ``encode_key`` writes after a Decimal key's tag ``N``, for any finite Decimal.
+
+    For the stores that keep numbers in their order as bytes or text (an ordered index, a
+    sortable string): one encoding, here, rather than one per adapter. Unlike a key it
+    may have any number of digits (a filter's bound may be ``Decimal(0.1)``), but the
+    exponent of its leading digit must fit 4 bytes (``|exponent| < 2**31``); NaN,
+    infinities and anything beyond raise InvalidKeyError. Equal numbers (``1.5``,
+    ``1.50``) have equal bytes.
+    """
+    sign, text, leading = _decimal_number(value)
+    if text and not -_EXPONENT_BIAS <= leading < _EXPONENT_BIAS:
+        raise InvalidKeyError(f"Decimal {_shown(value)} is out of range for an ordered encoding")
+    return _sortable(sign, text, leading)
+
+
+def _decimal_bytes(value: _decimal.Decimal) -> bytes:
+    """The order-preserving, self-delimiting encoding of a Decimal key (after its tag)."""
+    return _sortable(*_decimal_parts(value))
+
+
 def _decode_decimal(encoded: bytes, offset: int) -> tuple[_decimal.Decimal, int]:
     """The Decimal whose ``_decimal_bytes`` start at ``offset`` (after the tag), and the end."""
     sign_class = encoded[offset : offset + 1]
-    if sign_class == _ZERO[1:]:
+    if sign_class == _ZERO:
         return _decimal.Decimal(0), offset + 1
-    if sign_class not in (_NEGATIVE[1:], _POSITIVE[1:]):
+    if sign_class not in (_NEGATIVE, _POSITIVE):
         raise _fail(encoded, offset, "a Decimal's sign class must be 1, 2 or 3")
-    negative = sign_class == _NEGATIVE[1:]
+    negative = sign_class == _NEGATIVE
     if offset + 5 > len(encoded):
         raise _fail(encoded, offset, "truncated Decimal exponent")
     biased = int.from_bytes(encoded[offset + 1 : offset + 5], "big")
@@ -142,6 +187,14 @@ def _decode_decimal(encoded: bytes, offset: int) -> tuple[_decimal.Decimal, int]
         raise _fail(encoded, offset + 5, "a Decimal's digits must be one or more of 0-9")
     digits = tuple(byte - 0x30 for byte in text)
     return _decimal.Decimal((int(negative), digits, leading - len(digits) + 1)), end + 1
+
+
+def decimal_from_order_bytes(encoded: bytes) -> _decimal.Decimal:
+    """The number whose ``decimal_order_bytes`` are ``encoded`` (in its canonical form)."""
+    value, end = _decode_decimal(encoded, 0)
+    if end != len(encoded):
+        raise _fail(encoded, end, f"{len(encoded) - end} trailing bytes")
+    return value
 
 
 def _encode_into(value: object, out: bytearray) -> None:
@@ -172,7 +225,7 @@ def _encode_into(value: object, out: bytearray) -> None:
         text = value.isoformat().encode("ascii")
         out += b"d" + len(text).to_bytes(4, "big") + text
     elif isinstance(value, _decimal.Decimal):
-        out += _decimal_bytes(value)
+        out += b"N" + _decimal_bytes(value)
     elif isinstance(value, tuple):
         out += b"t" + len(value).to_bytes(4, "big")
         for part in value:
