@@ -8,10 +8,13 @@ errors inline rather than through a context manager (a generator per call).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import sys
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar, cast
+from dataclasses import replace
+from typing import Any, ClassVar, Final, cast
 
 from adapters.base import EXPIRES_FIELD, Capability, Row
 from adapters.keyvalue import _scripts as lua
@@ -20,9 +23,14 @@ from adapters.keyvalue._errors import ERRORS
 from adapters.keyvalue._layout import KEY_FIELD, Layout
 from adapters.keyvalue._queries import QueryOps
 from sharding.core.errors import QueryError
+from sharding.core.limits import DEFAULT_LIMITS, ValueLimits
 from sharding.core.model import EntitySchema
 
 __all__ = ["KeyValueAdapter"]
+
+_TEXT_INT: Final = 10**sys.int_info.default_max_str_digits - 1
+"""The largest int Python writes as decimal text by default (4,300 digits; beyond it
+``str(int)`` raises ValueError): what an int stored as text can be."""
 
 
 class KeyValueAdapter(ChangeOps, QueryOps):
@@ -35,6 +43,22 @@ class KeyValueAdapter(ChangeOps, QueryOps):
         | Capability.PARTIAL_UPDATE
         | Capability.APPLY_ONCE
         | Capability.SCRIPTS
+    )
+    # Every value is text or bytes in a hash field, typed by the schema (``_values``), so
+    # the limits are Python's own, each round trip tested (tests/safety).
+    value_limits: ClassVar[ValueLimits] = replace(
+        DEFAULT_LIMITS,
+        int_min=-_TEXT_INT,  # decimal text: far beyond int64 (HINCRBY, an increment, stays 64-bit)
+        int_max=_TEXT_INT,
+        float_nan=True,  # repr() text reads back exactly, NaN, infinities and -0.0 included
+        float_infinity=True,
+        decimal_digits=None,  # str() text: any finite Decimal, exponent as written
+        decimal_min_exponent=None,
+        decimal_max_exponent=None,
+        decimal_infinity=True,  # "Infinity" text (a NaN stays refused: it cannot be ordered)
+        datetime_min=dt.datetime.min.replace(tzinfo=dt.UTC),  # int64 microseconds: year 1 on
+        date_min=dt.date.min,  # ISO text, four-digit years from 1
+        str_nul=True,  # raw UTF-8 bytes; NUL is a byte like any other
     )
 
     # -- writes ----------------------------------------------------------------------

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from adapters.keyvalue._values import BIAS, EPOCH, MICRO, utc
+from sharding.core.errors import InvalidKeyError
+from sharding.keys import decimal_order_bytes
 
 __all__ = ["KEY_TYPE_CHECKS", "Unordered", "ordered", "ordered_bound"]
 
@@ -38,19 +40,16 @@ def _ordered_int(value: int) -> bytes:
 
 
 def _ordered_decimal(value: decimal.Decimal) -> bytes:
+    # A finite number: sharding.keys' order-preserving bytes (sign class, exponent of the
+    # leading digit, digits), exact for any number of digits; infinities and NaN around them.
     if value.is_nan():
         return b"\x21\x05"
     if value.is_infinite():
         return b"\x21\x00" if value < 0 else b"\x21\x04"
-    if value.is_zero():
-        return b"\x21\x02"
-    # value = 0.DIGITS x 10**(adjusted + 1): order by exponent, then by the digit string.
-    digits = "".join(map(str, value.normalize().as_tuple().digits)).encode()
-    exponent = value.adjusted() + 2**31
-    if value > 0:
-        return b"\x21\x03" + exponent.to_bytes(4, "big") + digits + b"\x00"
-    inverted = bytes(0xFF - byte for byte in digits)
-    return b"\x21\x01" + (2**32 - 1 - exponent).to_bytes(4, "big") + inverted + b"\xff"
+    try:
+        return b"\x21" + decimal_order_bytes(value)
+    except InvalidKeyError as exc:
+        raise Unordered(str(exc)) from None
 
 
 def ordered(value: Any) -> bytes:

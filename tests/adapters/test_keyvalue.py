@@ -26,7 +26,7 @@ from adapters.keyvalue import ERRORS, KeyValueAdapter, KeyValueOptions, parse_ur
 from adapters.keyvalue._ordered import ordered as _ordered
 from adapters.keyvalue._values import token_hex as _token_hex
 from sharding.base import KeyRange, TokenRange
-from sharding.keys import MAX_TOKEN, MIN_TOKEN, encode_key
+from sharding.keys import MAX_TOKEN, MIN_TOKEN, decimal_order_bytes, encode_key
 from tests.backends.redis import redis_cluster_url, redis_urls
 from tests.servers import require
 from toolkit import Entity
@@ -189,6 +189,16 @@ def test_ordered_encoding_sorts_like_python_and_is_prefix_free(kind: str) -> Non
             assert not ea.startswith(eb)
 
     check()
+
+
+def test_ordered_decimals_keep_every_digit() -> None:
+    """Regression (issue 14): the shard-key index encoded Decimals through ``normalize()``,
+    which rounds to 28 digits, so two 34-digit shard keys took one place; it is keys.py's
+    encoding now (exact, and the same bytes as before for shorter numbers)."""
+    a, b = decimal.Decimal("1" * 33 + "2"), decimal.Decimal("1" * 33 + "3")
+    assert _ordered(a) < _ordered(b)
+    assert _ordered(a) == b"\x21" + decimal_order_bytes(a)
+    assert _ordered(decimal.Decimal("-12.50")) == b"\x21\x01\x7f\xff\xff\xfe\xce\xcd\xca\xff"
 
 
 def test_decimal_infinities_and_nan_have_places() -> None:
