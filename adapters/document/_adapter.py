@@ -17,7 +17,9 @@ time per row dwarfs the extra round trips.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Final
 
 from pymongo import ReplaceOne
@@ -33,6 +35,7 @@ from adapters.document._schema import SchemaOps
 from adapters.document._updates import UpdateOps
 from sharding.base import KeyRange, TokenRange
 from sharding.core.errors import QueryError, StoreError
+from sharding.core.limits import DEFAULT_LIMITS, ValueLimits
 from sharding.core.model import EntitySchema
 
 __all__ = ["DocumentAdapter"]
@@ -50,6 +53,19 @@ class DocumentAdapter(UpdateOps, SchemaOps):
 
     capabilities: ClassVar[Capability] = (
         Capability.NESTED_FILTERS | Capability.PARTIAL_UPDATE | Capability.ATOMIC_INCREMENT
+    )
+    # What MongoDB and FerretDB 1.24 both keep exactly (``_scalars``, ``_json``), each round
+    # trip tested on the stack's FerretDB (tests/safety). Ints stay BSON int64, floats
+    # finite (FerretDB drops the connection on a NaN and refuses infinities), Decimals
+    # decimal128 (their order-preserving string is keys.py's, exact text beside it).
+    value_limits: ClassVar[ValueLimits] = replace(
+        DEFAULT_LIMITS,
+        datetime_min=dt.datetime.min.replace(tzinfo=dt.UTC),  # int64 microseconds: year 1 on
+        date_min=dt.date.min,  # ISO strings, four-digit years, sort as the dates
+        str_nul=True,  # BSON strings are length-prefixed; NUL in a JSON key is escaped
+        # MongoDB nests at most 100 levels, and an array inside an array is stored
+        # wrapped in a document (``_json``): depth d may take 2d levels below the top one.
+        json_max_depth=49,
     )
 
     # -- rows ------------------------------------------------------------------------

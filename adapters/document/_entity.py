@@ -4,11 +4,13 @@
 ...}`` (in key order) for a composite key. Key fields are not repeated as top-level
 fields; filters and orders on them use ``_id`` / ``_id.<field>``. Embedded documents
 compare field by field, so ordering by a composite ``_id`` is tuple order. Hash-routed
-collections carry ``_ps_token``.
+collections carry ``_ps_token``. A Decimal (key part or not) whose stored number loses
+its exponent or sign carries its exact text in ``_ps_exact_<field>`` (``_scalars``).
 """
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from pymongo.collection import Collection
 
 from adapters.base import TOKEN_FIELD, Row
 from adapters.document._json import Doc
-from adapters.document._scalars import decode, encode
+from adapters.document._scalars import EXACT_PREFIX, decode, encode, exact_decimal
 from sharding.core.errors import QueryError
 from sharding.core.model import EntitySchema, ScalarType
 
@@ -60,6 +62,14 @@ class Entity:
         schema = self.schema
         return QueryError(f"{schema.name}: unknown field {field!r} (fields: {', '.join(schema.field_names)})")
 
+    def stored(self, name: str, value: Any) -> Doc:
+        """The stored fields of a non-key field set to ``value`` (what ``$set`` writes): the
+        field, and for a Decimal its exact text (or null, clearing an earlier one)."""
+        kind = self.kinds[name]
+        if kind != "decimal":
+            return {name: encode(kind, value)}
+        return {name: encode(kind, value), EXACT_PREFIX + name: exact_decimal(value)}
+
     def document(self, row: Row) -> Doc:
         """The document that stores ``row``."""
         try:
@@ -67,6 +77,8 @@ class Entity:
             for name, kind in self.kinds.items():
                 if name not in self.schema.key:
                     doc[name] = encode(kind, row[name])
+                if kind == "decimal" and (exact := exact_decimal(row[name])) is not None:
+                    doc[EXACT_PREFIX + name] = exact
             if self.with_token:
                 doc[TOKEN_FIELD] = int(row[TOKEN_FIELD])
         except KeyError as exc:
@@ -78,7 +90,10 @@ class Entity:
         row: Row = {}
         ident = doc["_id"]
         for name, kind in self.kinds.items():
-            if name in self.schema.key:
+            exact = doc.get(EXACT_PREFIX + name) if kind == "decimal" else None
+            if exact is not None:
+                row[name] = decimal.Decimal(exact)
+            elif name in self.schema.key:
                 row[name] = decode(kind, ident if self.simple_key else ident[name])
             else:
                 row[name] = decode(kind, doc.get(name))

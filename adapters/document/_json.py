@@ -4,14 +4,19 @@ MongoDB-wire servers reject ``$``-prefixed and dotted field names and BSON forbi
 in names, yet any JSON key must round-trip: ``%`` -> ``%25``, ``.`` -> ``%2E``, ``$`` ->
 ``%24``, NUL -> ``%00``, and the empty key becomes ``%``. FerretDB also rejects arrays
 directly inside arrays, so an inner array is stored as ``{"%[": [...]}`` (a key no
-escaped name can equal).
+escaped name can equal). FerretDB drops the sign of a double zero, so ``-0.0`` is stored
+as a 64-bit integer zero, which pymongo never writes for an int (it reads back as
+``-0.0``; every other 64-bit integer reads back as a plain ``int``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final, TypeAlias
+
+from bson.int64 import Int64
 
 __all__ = ["ARRAY_WRAPPER", "Doc", "decode_json", "encode_json", "escape_key", "jsonable", "unescape_key"]
 
@@ -55,6 +60,8 @@ def encode_json(value: Any) -> Any:
         return {escape_key(str(key)): encode_json(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_encode_element(item) for item in value]
+    if isinstance(value, float) and value == 0.0 and math.copysign(1.0, value) < 0:
+        return Int64(0)
     return jsonable(value) if not isinstance(value, str | int | float | bool | None) else value
 
 
@@ -72,4 +79,6 @@ def decode_json(value: Any) -> Any:
         return {unescape_key(key): decode_json(item) for key, item in value.items()}
     if isinstance(value, list):
         return [decode_json(item) for item in value]
+    if type(value) is Int64:
+        return int(value) if value else -0.0
     return value

@@ -5,28 +5,55 @@ Nothing is lost, and comparing stored values compares the Python values:
 * ``datetime`` as int64 microseconds since the epoch (BSON dates are milliseconds);
 * ``date`` as ``YYYY-MM-DD``, ``uuid`` as its canonical string;
 * ``bytes`` as lowercase hex (BSON binary sorts by length first);
-* ``decimal`` as an order-preserving string (``decimal_key``): BSON Decimal128 has only
-  34 digits, and FerretDB 1.24 does not support it (it drops the connection). Decimals
-  come back numerically equal but normalised (``Decimal("1.10")`` reads back as
-  ``Decimal("1.1")``).
+* ``decimal`` as the number in an order-preserving string (``decimal_key``: the hex of
+  ``sharding.keys.decimal_order_bytes``): BSON Decimal128 has only 34 digits, and
+  FerretDB 1.24 does not support it (it drops the connection). That string is the
+  number, so ``1.10`` and ``1.1`` are one value to filters, orders and keys; a Decimal
+  whose exponent or sign it does not keep has its exact text beside it
+  (``exact_decimal``, in the hidden field ``EXACT_PREFIX + name``), so it reads back
+  as written;
+* ``float`` as a double, except ``-0.0``: FerretDB stores a double zero without its
+  sign, so a negative zero is stored as a 64-bit integer zero, which compares equal to
+  ``0.0`` on the server and which pymongo never writes for a Python int (it writes
+  int32 for small ints).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from adapters.document._json import decode_json, encode_json
-from sharding.core.errors import QueryError
-from sharding.core.model import ScalarType
+from bson.int64 import Int64
 
-__all__ = ["MISMATCH", "decimal_from_key", "decimal_key", "decode", "encode", "encode_operand"]
+from adapters.document._json import decode_json, encode_json
+from sharding.core.errors import InvalidKeyError, QueryError
+from sharding.core.model import ScalarType
+from sharding.keys import canonical_decimal, decimal_from_order_bytes, decimal_order_bytes
+
+__all__ = [
+    "EXACT_PREFIX",
+    "MISMATCH",
+    "decimal_from_key",
+    "decimal_key",
+    "decode",
+    "encode",
+    "encode_operand",
+    "exact_decimal",
+]
+
+EXACT_PREFIX: Final = "_ps_exact_"
+"""Hidden field ``EXACT_PREFIX + name``: the exact text of a Decimal field whose stored
+number does not keep its exponent or sign (absent otherwise)."""
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_EXP_OFFSET: Final = 10**18
+_NEGATIVE_INFINITY: Final = "00"
+_POSITIVE_INFINITY: Final = "04"
+"""Below and above every finite number's string (which starts with 01, 02 or 03)."""
+_NEGATIVE_ZERO: Final = Int64(0)
 
 
 def _micros(value: dt.datetime) -> int:
@@ -38,45 +65,47 @@ def _micros(value: dt.datetime) -> int:
 def decimal_key(value: decimal.Decimal) -> str:
     """A string whose code-point order is the numeric order of finite or infinite decimals.
 
-    ``0...`` negative, ``1`` zero, ``2...`` positive; after the sign class comes the
-    exponent (fixed width, offset; inverted for negatives) and the significant digits
-    (nines' complement plus a terminator for negatives, so shorter sorts after longer).
+    The lowercase hex of ``sharding.keys.decimal_order_bytes`` (the encoding Decimal keys
+    route by), with the infinities below and above every finite number.
     """
     if value.is_nan():
         raise QueryError("a NaN decimal cannot be stored or compared")
     if value.is_infinite():
-        return "3" if value > 0 else "0"
-    if value.is_zero():
-        return "1"
-    sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    text = "".join(map(str, digits)).rstrip("0")
-    magnitude = exponent + len(digits)
-    if abs(magnitude) >= _EXP_OFFSET:
-        raise QueryError(f"decimal {value} is out of the storable range")
-    if not sign:
-        return f"2{magnitude + _EXP_OFFSET:019d}{text}"
-    complement = "".join(str(9 - int(char)) for char in text)
-    return f"0{_EXP_OFFSET - magnitude:019d}{complement}~"
+        return _POSITIVE_INFINITY if value > 0 else _NEGATIVE_INFINITY
+    try:
+        return decimal_order_bytes(value).hex()
+    except InvalidKeyError:
+        raise QueryError(f"decimal {value} is out of the storable range") from None
 
 
 def decimal_from_key(text: str) -> decimal.Decimal:
-    """The inverse of ``decimal_key`` (up to normalisation)."""
-    if text == "1":
-        return decimal.Decimal(0)
-    if text == "3":
+    """The inverse of ``decimal_key``: the number, in its canonical form."""
+    if text == _POSITIVE_INFINITY:
         return decimal.Decimal("Infinity")
-    if text == "0":
+    if text == _NEGATIVE_INFINITY:
         return decimal.Decimal("-Infinity")
-    if text[0] == "2":
-        magnitude, digits = int(text[1:20]) - _EXP_OFFSET, text[20:]
-        return decimal.Decimal((0, tuple(int(char) for char in digits), magnitude - len(digits)))
-    magnitude = _EXP_OFFSET - int(text[1:20])
-    digits = "".join(str(9 - int(char)) for char in text[20:-1])
-    return decimal.Decimal((1, tuple(int(char) for char in digits), magnitude - len(digits)))
+    return decimal_from_order_bytes(bytes.fromhex(text))
+
+
+def exact_decimal(value: decimal.Decimal | None) -> str | None:
+    """The text of a Decimal that ``decimal_from_key(decimal_key(value))`` would not give
+    back as written (``1.10``, ``-0``, ``1E+2`` as ``100``...), else None."""
+    if value is None or not value.is_finite():
+        return None
+    return None if canonical_decimal(value).as_tuple() == value.as_tuple() else str(value)
+
+
+def _float(value: Any) -> Any:
+    as_float = float(value)
+    return _NEGATIVE_ZERO if as_float == 0.0 and math.copysign(1.0, as_float) < 0 else as_float
+
+
+def _from_float(value: Any) -> float:
+    return -0.0 if type(value) is Int64 and value == 0 else float(value)
 
 
 _ENCODERS: Final[Mapping[str, Callable[[Any], Any]]] = {
+    "float": _float,
     "datetime": _micros,
     "date": lambda value: value.isoformat(),
     "bytes": lambda value: bytes(value).hex(),
@@ -84,7 +113,7 @@ _ENCODERS: Final[Mapping[str, Callable[[Any], Any]]] = {
     "decimal": decimal_key,
     "json": encode_json,
 }
-"""Kinds stored in another form; the others (str, int, float, bool) are stored as they are."""
+"""Kinds stored in another form; the others (str, int, bool) are stored as they are."""
 
 _DECODERS: Final[Mapping[str, Callable[[Any], Any]]] = {
     "datetime": lambda value: _EPOCH + dt.timedelta(microseconds=int(value)),
@@ -94,7 +123,7 @@ _DECODERS: Final[Mapping[str, Callable[[Any], Any]]] = {
     "decimal": decimal_from_key,
     "json": decode_json,
     "int": int,
-    "float": float,
+    "float": _from_float,
 }
 """The inverses, plus int and float (a server may hand an int64 or a whole double back)."""
 
@@ -138,6 +167,8 @@ def encode_operand(kind: ScalarType, value: Any) -> Any:
         return MISMATCH
     if isinstance(value, bool):
         return int(value)
+    if kind == "float" and not isinstance(value, float):
+        return value  # an int compares with doubles as it is (and may not fit one)
     if kind == "decimal" and not isinstance(value, decimal.Decimal):
         value = decimal.Decimal(value)
     return encode(kind, value)

@@ -21,7 +21,7 @@ from adapters._paths import set_path
 from adapters.document._entity import Entity
 from adapters.document._filters import JsonPath, all_of
 from adapters.document._json import Doc, decode_json, encode_json, jsonable
-from adapters.document._scalars import encode
+from adapters.document._scalars import decode
 from adapters.document._shard import DocumentShard
 from sharding.core.errors import NotFoundError, QueryError, StoreError
 from sharding.core.model import EntitySchema
@@ -45,6 +45,8 @@ class UpdateOps(DocumentShard):
         if kind not in ("int", "float") or field in schema.key:
             raise QueryError(f"{schema.name}.{field}: increment needs a numeric field that is not part of the key")
         ident = entity.key_id(key)
+        if kind == "float":
+            amount = float(amount)  # a double sum, never an int64 (which stores -0.0: see _scalars)
         with self._translating(key), self._row_lock(entity, ident, key):
             try:
                 doc = _inc(entity, ident, field, amount)
@@ -55,7 +57,7 @@ class UpdateOps(DocumentShard):
                 doc = _inc(entity, ident, field, amount)
         if doc is None:
             raise NotFoundError(f"no {schema.name} to increment", store=self.store, shard=self.shard, key=key)
-        value = doc[field]
+        value = decode(kind, doc[field])
         return int(value) if kind == "int" else float(value)
 
     def update(self, schema: EntitySchema, key: Any, changes: Mapping[str, Any]) -> bool:
@@ -77,7 +79,7 @@ class UpdateOps(DocumentShard):
                 guards.extend(json_path.guards)
                 sets[json_path.leaf] = encode_json(value)
             else:
-                sets[head] = encode(kind, value)
+                sets.update(entity.stored(head, value))
         with self._translating(key), self._row_lock(entity, ident, key):
             if not sets:
                 return entity.collection.count_documents({"_id": ident}, limit=1) > 0
@@ -112,7 +114,9 @@ class UpdateOps(DocumentShard):
                 expected.append({head: old})
                 if not isinstance(old, list):
                     expected.append({head: {"$not": {"$type": "array"}}})
-            sets = {head: encode(entity.kinds[head], value) for head, value in values.items()}
+            sets = {}
+            for head, value in values.items():
+                sets.update(entity.stored(head, value))
             if entity.collection.update_one(all_of(expected), {"$set": sets}).matched_count:
                 return True
         raise StoreError(
