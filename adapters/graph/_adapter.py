@@ -12,7 +12,9 @@ the node's write lock, so concurrent updates serialise.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import neo4j
@@ -26,6 +28,7 @@ from adapters.graph._schema import SchemaOps
 from adapters.graph._values import encode
 from sharding.base import KeyRange, TokenRange
 from sharding.core.errors import QueryError
+from sharding.core.limits import DEFAULT_LIMITS, ValueLimits
 from sharding.core.model import EntitySchema
 
 __all__ = ["GraphAdapter"]
@@ -35,6 +38,20 @@ class GraphAdapter(GraphOps, SchemaOps):
     """One shard on one Neo4j server (or one label prefix of it). See ``adapters.graph``."""
 
     capabilities: ClassVar[Capability] = Capability.GRAPH | Capability.ATOMIC_INCREMENT | Capability.PARTIAL_UPDATE
+    # Neo4j's own types where it has them, text where not (``_values``), each round trip
+    # tested on the stack's Neo4j (tests/safety). Integers stay 64-bit (Neo4j's).
+    value_limits: ClassVar[ValueLimits] = replace(
+        DEFAULT_LIMITS,
+        float_nan=True,  # Neo4j floats are IEEE doubles: NaN, infinities and -0.0 kept
+        float_infinity=True,
+        decimal_digits=None,  # decimal text, exact; compared in Python, not on the server
+        decimal_min_exponent=None,
+        decimal_max_exponent=None,
+        decimal_infinity=True,  # "Infinity" text (a NaN stays refused: it cannot be ordered)
+        datetime_min=dt.datetime.min.replace(tzinfo=dt.UTC),  # a zoned DateTime: years 1..9999 and beyond
+        date_min=dt.date.min,  # a Date, likewise
+        str_nul=True,  # Neo4j strings hold any code point
+    )
 
     # -- rows ------------------------------------------------------------------------
     def put(self, schema: EntitySchema, row: Row) -> None:

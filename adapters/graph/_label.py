@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from adapters.base import TOKEN_FIELD, Row
 from adapters.graph._cypher import IDENT, columns, tick
-from adapters.graph._values import INT64, decode, encode, encode_key
+from adapters.graph._values import EXACT_PREFIX, INT64, decode, encode, encode_key, exact_key
 from sharding.core.errors import QueryError
 from sharding.core.model import EntitySchema, FieldSpec
 
@@ -37,6 +37,8 @@ class Label:
     """The ``UNWIND ... MERGE`` of put and put_many (built once, not per call)."""
     read: str = field(init=False)
     """The ``MATCH`` of get."""
+    decimal_keys: tuple[str, ...] = field(init=False)
+    """The Decimal key fields, stored canonical with their exact text beside them."""
 
     @classmethod
     def of(cls, schema: EntitySchema, prefix: str) -> Label:
@@ -52,6 +54,7 @@ class Label:
             for spec in self.schema.fields
         )
         object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "decimal_keys", tuple(f for f in self.schema.key if self.specs[f].type == "decimal"))
         object.__setattr__(self, "upsert", f"UNWIND $rows AS row MERGE {self.node('n', 'row')} SET n = row")
         object.__setattr__(self, "read", f"MATCH {self.node('n', '$key')} RETURN properties(n) AS p")
 
@@ -107,6 +110,10 @@ class Label:
             value = encoder(kind, value)
             if value is not None:
                 props[name] = value
+        for name in self.decimal_keys:
+            exact = exact_key(row[name])
+            if exact is not None:
+                props[EXACT_PREFIX + name] = exact
         if with_token and row.get(TOKEN_FIELD) is not None:
             props[TOKEN_FIELD] = int(row[TOKEN_FIELD])
         return props
@@ -114,6 +121,10 @@ class Label:
     def decode(self, props: Mapping[str, Any]) -> Row:
         """Node properties as a row (absent properties as None)."""
         row: Row = {spec.name: decode(spec.type, props.get(spec.name)) for spec in self.schema.fields}
+        for name in self.decimal_keys:
+            exact = props.get(EXACT_PREFIX + name)
+            if exact is not None:
+                row[name] = decode("decimal", exact)
         if TOKEN_FIELD in props:
             row[TOKEN_FIELD] = int(props[TOKEN_FIELD])
         return row

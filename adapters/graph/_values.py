@@ -2,7 +2,8 @@
 
 Neo4j properties are scalars or homogeneous lists, and a null property is an absent
 one. So ``json`` fields are stored as JSON text, ``uuid`` and ``decimal`` as strings
-(a decimal *key* normalised, so ``1.0`` and ``1.00`` are one key, as in routing),
+(a decimal *key* in its canonical form, so ``1.0`` and ``1.00`` are one key, as in
+routing, with its exact text beside it when that differs: ``exact_key``),
 ``bytes`` as byte arrays, ``datetime`` as a zoned DateTime in UTC (nanosecond
 precision, so microseconds survive) and ``date`` as a Date; ``decode`` gives back the
 Python types written. Integers outside 64 bits are refused here, naming the value,
@@ -21,11 +22,26 @@ from typing import Any, Final
 import neo4j.time
 
 from sharding.core.errors import QueryError
+from sharding.keys import canonical_decimal
 
-__all__ = ["INT64", "decode", "encode", "encode_key", "native", "native_map", "property_value"]
+__all__ = [
+    "EXACT_PREFIX",
+    "INT64",
+    "decode",
+    "encode",
+    "encode_key",
+    "exact_key",
+    "native",
+    "native_map",
+    "property_value",
+]
 
 INT64: Final = (-(2**63), 2**63 - 1)
 """The smallest and largest integer Neo4j stores."""
+
+EXACT_PREFIX: Final = "_ps_exact_"
+"""Hidden property ``EXACT_PREFIX + name``: the exact text of a Decimal key part whose
+stored (canonical) form differs from it (``exact_key``)."""
 
 _SCALARS: Final = (str, bool, int, float, bytes, dt.datetime, dt.date)
 """Relationship property values Neo4j stores natively (and lists of them)."""
@@ -53,10 +69,19 @@ def encode(kind: str, value: Any) -> Any:
 
 
 def encode_key(kind: str, value: Any) -> Any:
-    """A key part as stored: decimals normalised (``1.0`` and ``1.00`` are one key, as in routing)."""
-    if kind == "decimal" and isinstance(value, decimal.Decimal):
-        return str(value.normalize())
+    """A key part as stored: a decimal in its canonical form (``1.0`` and ``1.00`` are one
+    key, as in routing; exact, where ``Decimal.normalize`` rounds to 28 digits)."""
+    if kind == "decimal" and isinstance(value, decimal.Decimal) and value.is_finite():
+        return str(canonical_decimal(value))
     return encode(kind, value)
+
+
+def exact_key(value: Any) -> str | None:
+    """The text of a Decimal key part that its canonical form does not keep (``1.10``,
+    ``-0``), else None: stored beside the key so that the row reads back as written."""
+    if not isinstance(value, decimal.Decimal) or not value.is_finite():
+        return None
+    return None if canonical_decimal(value).as_tuple() == value.as_tuple() else str(value)
 
 
 def decode(kind: str, value: Any) -> Any:

@@ -399,6 +399,24 @@ def test_decimal_keys_are_one_key_whatever_their_scale(adapter: GraphAdapter) ->
 
 
 @pytest.mark.neo4j
+def test_decimal_keys_keep_every_digit_and_read_back_as_written(adapter: GraphAdapter) -> None:
+    """Regression (issue 14): keys were stored as ``normalize()``'s text, which rounds to 28
+    digits (two 34-digit keys were one node) and keeps ``-0`` apart from ``0``; a key read
+    back normalised (``1.10`` as ``1.1``)."""
+    long_a, long_b = decimal.Decimal("1" * 33 + "2"), decimal.Decimal("1" * 33 + "3")
+    written = [long_a, long_b, decimal.Decimal("-0.00"), decimal.Decimal("1.10"), decimal.Decimal("2.5E+3")]
+    adapter.put_many(PRICED, [_row(PRICED, price=price) for price in written])
+    assert adapter.count(PRICED) == len(written)
+    other_forms = [long_a, long_b, decimal.Decimal(0), decimal.Decimal("1.1"), decimal.Decimal(2500)]
+    for price, other in zip(written, other_forms, strict=True):
+        got = adapter.get(PRICED, other)
+        assert got is not None
+        assert got["price"].as_tuple() == price.as_tuple()
+    scanned = [row["price"] for batch in adapter.scan(PRICED, batch_size=2) for row in batch]
+    assert sorted(value.as_tuple() for value in scanned) == sorted(value.as_tuple() for value in written)
+
+
+@pytest.mark.neo4j
 def test_find_is_pushed_down_with_python_semantics(adapter: GraphAdapter) -> None:
     adapter.put_many(NODE, [_row(NODE, id="x", n=1), _row(NODE, id="y"), _row(NODE, id="z", n=3, name="b")])
     assert [r["id"] for r in adapter.find(NODE, Query((Filter("n", "ne", 1),)))] == ["y", "z"]
