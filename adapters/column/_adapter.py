@@ -23,10 +23,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, TypeAlias
 
 from adapters.base import TOKEN_FIELD, Capability, Filter, Query, Row
@@ -37,6 +40,7 @@ from adapters.column._shard import CqlShard
 from adapters.column._table import EXPIRES_FIELD, SKEY_FIELD, Table, cols, is_live, now_micros, q, with_expiry
 from sharding.base import KeyRange, TokenRange
 from sharding.core.errors import QueryError
+from sharding.core.limits import DEFAULT_LIMITS, ValueLimits
 from sharding.core.model import EntitySchema
 
 __all__ = ["ColumnAdapter"]
@@ -64,6 +68,21 @@ class ColumnAdapter(CqlShard):
     """One shard: one keyspace on a Cassandra cluster. See the package docstring."""
 
     capabilities: ClassVar[Capability] = Capability.PARTITION_RANGE | Capability.TTL
+    # The CQL types of ``_codecs``, each round trip tested on the stack's Cassandra
+    # (tests/safety). Integers stay bigint (64-bit), JSON text holds only finite floats.
+    value_limits: ClassVar[ValueLimits] = replace(
+        DEFAULT_LIMITS,
+        float_nan=True,  # CQL double: IEEE, NaN, infinities and -0.0 kept
+        float_infinity=True,
+        # CQL decimal is BigDecimal: an int32 scale (the exponent negated) and any
+        # coefficient, which the driver converts through int(str), limited to 4,300 digits.
+        decimal_digits=sys.int_info.default_max_str_digits,
+        decimal_min_exponent=-(2**31) + 1,
+        decimal_max_exponent=2**31,
+        datetime_min=dt.datetime.min.replace(tzinfo=dt.UTC),  # bigint microseconds: year 1 on
+        date_min=dt.date.min,  # CQL date spans millions of years
+        str_nul=True,  # CQL text is length-prefixed UTF-8
+    )
 
     # -- writes ----------------------------------------------------------------------
     def put(self, schema: EntitySchema, row: Row) -> None:

@@ -2,8 +2,12 @@
 
 * datetimes as ``bigint`` microseconds since the epoch in UTC (CQL ``timestamp`` keeps
   milliseconds only), json as ``text``, uuid as ``uuid`` (``blob`` in clustering columns,
-  whose byte order is Python's UUID order), decimal as ``decimal`` (``-0`` comes back as
-  ``0``, which compares equal), bytes as ``blob``;
+  whose byte order is Python's UUID order), bytes as ``blob``;
+* decimal as ``decimal`` (Java's BigDecimal: any digits, exponent as written, but no
+  negative zero), and in a key column as its canonical form (``sharding.keys``), because
+  Cassandra tells ``1.1`` from ``1.10`` in a partition key and they are one key; where
+  the stored form would read back otherwise (a key's ``1.10``, a ``-0``) the exact text
+  goes in the hidden text column ``EXACT_PREFIX + name`` (``exact_text``);
 * a partition key made of one str/bytes column is stored with a constant ``=`` prefix,
   because Cassandra rejects an empty partition key and ``""`` is a valid key;
 * ``skey_prefix`` is the order-preserving 64-bit image of a shard key that the hidden,
@@ -25,15 +29,18 @@ from cassandra.util import Date as CassandraDate
 
 from sharding.core.errors import QueryError
 from sharding.core.model import EntitySchema, FieldSpec
+from sharding.keys import canonical_decimal
 
 __all__ = [
     "CODECS",
+    "EXACT_PREFIX",
     "MAX_TOKEN",
     "MIN_TOKEN",
     "PYTHON_TYPES",
     "Codec",
     "Layout",
     "codecs_for",
+    "exact_text",
     "micros",
     "pushable_value",
     "same",
@@ -44,6 +51,9 @@ MIN_TOKEN: Final = -(2**63)
 MAX_TOKEN: Final = 2**63 - 1
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICRO: Final = dt.timedelta(microseconds=1)
+EXACT_PREFIX: Final = "_ps_exact_"
+"""Hidden text column ``EXACT_PREFIX + name`` of a decimal field: its exact text where the
+decimal column would read back another form of the number (``exact_text``), else null."""
 _PK_PREFIX_STR: Final = "="
 _PK_PREFIX_BYTES: Final = b"="
 
@@ -113,6 +123,7 @@ _PK_STR: Final = Codec(
 _PK_BYTES: Final = Codec(
     "blob", _none_safe(lambda value: _PK_PREFIX_BYTES + bytes(value)), _none_safe(lambda value: bytes(value)[1:]), True
 )
+_DECIMAL_KEY: Final = Codec("decimal", _none_safe(canonical_decimal), same, False)
 PYTHON_TYPES: Final[dict[str, tuple[type, ...]]] = {
     "str": (str,),
     "int": (int,),
@@ -139,7 +150,20 @@ def codecs_for(schema: EntitySchema, layout: Layout) -> dict[str, Codec]:
     for name in clustering:
         if schema.field(name).type == "uuid":
             codecs[name] = _UUID_CLUSTERING
+    for name in (*partition, *clustering):
+        if schema.field(name).type == "decimal":
+            codecs[name] = _DECIMAL_KEY
     return codecs
+
+
+def exact_text(value: decimal.Decimal | None, *, key: bool) -> str | None:
+    """The text of a decimal that its column (a ``key`` column: canonical) would not give
+    back as written, else None: ``1.10`` in a key column, ``-0`` (BigDecimal has no
+    negative zero) in any."""
+    if value is None or not value.is_finite():
+        return None
+    stored = canonical_decimal(value) if key else value.copy_abs() if value.is_zero() else value
+    return None if stored.as_tuple() == value.as_tuple() else str(value)
 
 
 def pushable_value(spec: FieldSpec, value: Any) -> bool:

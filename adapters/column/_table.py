@@ -3,11 +3,13 @@
 ``PRIMARY KEY ((shard key), clustering)`` when the shard key is a proper part of the key
 (the clustering columns are the other key fields, in key order: that is what
 ``partition`` reads natively, in clustering order); otherwise ``PRIMARY KEY ((key))``.
-Three hidden regular columns follow the fields: ``_ps_token`` (our 64-bit token, on
-hash-routed stores), ``_ps_skey`` (an order-preserving 64-bit prefix of the first
-shard-key field) and ``_ps_expires`` (the exact expiry instant of a TTL row, in
-microseconds). The token, the prefix and declared indexes get a Storage-Attached Index
-(SAI, Cassandra 5.0); SAI cannot index a sole partition-key column.
+Hidden regular columns follow the fields: one ``_ps_exact_<name>`` text per decimal
+field (its exact text where the decimal column keeps another form: ``_codecs``), then
+``_ps_token`` (our 64-bit token, on hash-routed stores), ``_ps_skey`` (an
+order-preserving 64-bit prefix of the first shard-key field) and ``_ps_expires`` (the
+exact expiry instant of a TTL row, in microseconds). The token, the prefix and declared
+indexes get a Storage-Attached Index (SAI, Cassandra 5.0); SAI cannot index a sole
+partition-key column.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from cassandra.query import PreparedStatement
 
 from adapters import base
 from adapters.base import TOKEN_FIELD, Row
-from adapters.column._codecs import PYTHON_TYPES, Codec, Layout, codecs_for, same, skey_prefix
+from adapters.column._codecs import EXACT_PREFIX, PYTHON_TYPES, Codec, Layout, codecs_for, exact_text, same, skey_prefix
 from sharding.core.errors import QueryError
 from sharding.core.model import EntitySchema
 
@@ -92,7 +94,10 @@ class Table:
     cache: OrderedDict[str, PreparedStatement] = field(default_factory=OrderedDict)
     writers: tuple[tuple[str, Callable[[Any], Any] | None], ...] = ()
     """(field, conversion or None when stored as is) in INSERT order: every write row
-    goes through it, so the codecs are looked up once per table, not per field."""
+    goes through it, so the codecs are looked up once per table, not per field. The
+    decimal fields come twice: their column, then their ``_ps_exact_`` column."""
+    exact: tuple[tuple[int, str], ...] = ()
+    """(position in ``columns``, field) of each ``_ps_exact_`` column."""
 
     @property
     def key_columns(self) -> tuple[str, ...]:
@@ -125,6 +130,10 @@ class Table:
         for name, value in zip(self.columns[:-2], values, strict=False):
             codec = self.codecs.get(name)
             row[name] = codec.from_db(value) if codec is not None else value
+        for position, name in self.exact:
+            text = row.pop(self.columns[position])
+            if text is not None:
+                row[name] = decimal.Decimal(text)
         return row
 
     def values(self, row: Row, expires: int | None) -> list[Any]:
@@ -161,14 +170,30 @@ class Design:
     indexed: frozenset[str]
 
     @property
+    def decimals(self) -> tuple[str, ...]:
+        """The decimal fields: each has a ``_ps_exact_`` text column."""
+        return tuple(spec.name for spec in self.schema.fields if spec.type == "decimal")
+
+    @property
     def stored(self) -> tuple[str, ...]:
+        exact = [EXACT_PREFIX + name for name in self.decimals]
         hidden = ([TOKEN_FIELD] if self.with_token else []) + [SKEY_FIELD, EXPIRES_FIELD]
-        return (*self.schema.field_names, *hidden)
+        return (*self.schema.field_names, *exact, *hidden)
+
+    def _writers(self) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+        """``Table.writers``: each field's conversion, then each decimal's exact text."""
+        keys = set(self.layout[0]) | set(self.layout[1])
+        fields = tuple(
+            (name, None if self.codecs[name].to_db is same else self.codecs[name].to_db)
+            for name in self.schema.field_names
+        )
+        return fields + tuple((name, _exact_writer(name in keys)) for name in self.decimals)
 
     def create_table(self) -> str:
         """``CREATE TABLE IF NOT EXISTS`` with the layout's primary key."""
         columns = [f"{q(spec.name)} {self.codecs[spec.name].cql}" for spec in self.schema.fields]
-        columns += [f"{q(column)} bigint" for column in self.stored[len(self.schema.fields) :]]
+        columns += [f"{q(EXACT_PREFIX + name)} text" for name in self.decimals]
+        columns += [f"{q(column)} bigint" for column in self.stored[len(columns) :]]
         partition, clustering = self.layout
         key = f"(({cols(partition)}){''.join(f', {q(column)}' for column in clustering)})"
         return f"CREATE TABLE IF NOT EXISTS {self.qualified} ({', '.join(columns)}, PRIMARY KEY {key})"
@@ -202,11 +227,16 @@ class Design:
             get=prepare(f"SELECT {cols(stored)} FROM {self.qualified} WHERE {where}"),
             exists=prepare(f"SELECT {q(EXPIRES_FIELD)} FROM {self.qualified} WHERE {where}"),
             delete=prepare(f"DELETE FROM {self.qualified} WHERE {where}"),
-            writers=tuple(
-                (name, None if self.codecs[name].to_db is same else self.codecs[name].to_db)
-                for name in self.schema.field_names
-            ),
+            writers=self._writers(),
+            exact=tuple((stored.index(EXACT_PREFIX + name), name) for name in self.decimals),
         )
+
+
+def _exact_writer(key: bool) -> Callable[[Any], Any]:
+    def exact(value: Any) -> str | None:
+        return exact_text(value, key=key)
+
+    return exact
 
 
 def design(schema: EntitySchema, keyspace: str, name: str, *, with_token: bool) -> Design:

@@ -330,6 +330,41 @@ def test_odd_keys_roundtrip_and_cluster_in_python_order(adapter: ColumnAdapter) 
     assert len(keyed) == len(refs) * 2 - 2
 
 
+class Priced(Entity, store="items", key="price"):
+    price: decimal.Decimal
+    label: str = ""
+
+
+class Ledger(Entity, store="items", key=("account", "amount"), shard_key="account"):
+    account: str
+    amount: decimal.Decimal
+    note: str = ""
+
+
+@pytest.mark.cassandra
+def test_decimal_keys_are_one_key_and_decimals_read_back_as_written(adapter: ColumnAdapter) -> None:
+    """Regression (issue 14): Cassandra told ``1.1`` from ``1.10`` in a key (a get by the
+    other form missed, and both could be stored), and ``-0.00`` read back as ``0.00``."""
+    priced, ledger, thing = schema_of(Priced), schema_of(Ledger), schema_of(Thing)
+    for schema in (priced, ledger, thing):
+        adapter.ensure(schema, with_token=True)
+    adapter.put(priced, _row(priced, price=decimal.Decimal("1.10"), label="a"))
+    got = adapter.get(priced, decimal.Decimal("1.1"))
+    assert got is not None
+    assert (str(got["price"]), got["label"]) == ("1.10", "a")
+    adapter.put(priced, _row(priced, price=decimal.Decimal("1.100"), label="b"))
+    assert [(str(row["price"]), row["label"]) for row in adapter.find(priced, Query())] == [("1.100", "b")]
+    amounts = [decimal.Decimal(text) for text in ("-0.00", "2.50", "10", "1E+1", "0.5")]
+    adapter.put_many(ledger, [_row(ledger, account="x", amount=amount) for amount in amounts])
+    assert [str(row["amount"]) for row in adapter.partition(ledger, "x")] == ["-0.00", "0.5", "2.50", "1E+1"]
+    assert [str(row["amount"]) for row in adapter.partition(ledger, "x", start=decimal.Decimal("2.5"))] == [
+        "2.50",
+        "1E+1",
+    ]
+    adapter.put(thing, _row(thing, id="t", price=decimal.Decimal("-0.000")))
+    assert str(adapter.get(thing, "t")["price"]) == "-0.000"  # type: ignore[index]
+
+
 def _things() -> list[dict[str, Any]]:
     schema = schema_of(Thing)
     values: list[dict[str, Any]] = []
