@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.saga.conftest import FAST, FAST_COMP, Counter, Item
 from toolkit import Toolkit
 from toolkit.errors import NotFoundError, StoreUnavailable
+from toolkit.resilience import ManualClock
 from toolkit.saga import (
     RetryPolicy,
     Saga,
@@ -22,21 +24,9 @@ from toolkit.saga import (
 )
 
 
-class ShiftedClock:
-    """The system clock moved forward: lets a test see leases as expired without sleeping."""
-
-    def __init__(self, offset: float) -> None:
-        self.offset = offset
-
-    def now(self) -> float:
-        import time
-
-        return time.time() + self.offset
-
-    def sleep(self, seconds: float) -> None:
-        import time
-
-        time.sleep(seconds)
+def ahead(seconds: float = 60) -> ManualClock:
+    """A clock ``seconds`` ahead of the system's: leases taken now look expired to it."""
+    return ManualClock(start=time.time() + seconds)
 
 
 def put_step(index: int) -> Step:
@@ -185,19 +175,10 @@ def test_retryable_errors_are_retried_and_others_are_not(toolkit: Toolkit) -> No
 
 
 def test_a_step_timeout_bounds_all_attempts() -> None:
-    class FakeClock:
-        t = 1_000.0
-
-        def now(self) -> float:
-            return self.t
-
-        def sleep(self, seconds: float) -> None:
-            self.t += seconds
-
-    clock = FakeClock()
+    clock = ManualClock(start=1_000.0)
 
     def slow(ctx: StepContext) -> None:
-        clock.t += 4
+        clock.advance(4)
         raise StoreUnavailable("slow")
 
     policy = RetryPolicy(max_attempts=100, initial_interval=1, max_interval=1, jitter=0, timeout=10)
@@ -206,7 +187,7 @@ def test_a_step_timeout_bounds_all_attempts() -> None:
         outcome = coordinator.run(Saga("t", [Step("slow", slow, retry=policy)]), {})
     assert outcome.state == SagaState.COMPENSATED
     assert "timeout 10 s" in (outcome.error or "")
-    assert clock.t - 1_000 <= 4 * 3 + 2 + 1  # three attempts fit in 10 s; no fourth begins
+    assert clock.now() - 1_000 <= 4 * 3 + 2 + 1  # three attempts fit in 10 s; no fourth begins
 
 
 def test_after_the_pivot_only_forward_recovery(toolkit: Toolkit) -> None:
@@ -276,7 +257,7 @@ def test_recovery_finishes_or_compensates_a_dead_runner_and_never_a_live_one(tmp
         # The lease is still valid: recovery leaves the saga alone.
         live = SagaCoordinator(toolkit, recovery=mode)  # type: ignore[arg-type]
         assert live.recover([FIVE]).recovered == []
-        later = SagaCoordinator(toolkit, clock=ShiftedClock(60), recovery=mode)  # type: ignore[arg-type]
+        later = SagaCoordinator(toolkit, clock=ahead(), recovery=mode)  # type: ignore[arg-type]
         report = later.recover([FIVE])
         assert [outcome.id for outcome in report.recovered] == [record.id]
         expected = SagaState.COMPLETED if mode == "resume" else SagaState.COMPENSATED
@@ -293,7 +274,7 @@ def test_recovery_skips_sagas_it_has_no_definition_for(tmp_path: Any) -> None:
     with Toolkit.embedded(tmp_path / "d") as toolkit:
         with pytest.raises(crash):
             SagaCoordinator(toolkit, fault_hook=hook).run(FIVE, {"tag": "x"})
-        report = SagaCoordinator(toolkit, clock=ShiftedClock(60)).recover()
+        report = SagaCoordinator(toolkit, clock=ahead()).recover()
         assert report.recovered == []
         assert "no definition" in report.skipped[0][1]
 
@@ -308,7 +289,7 @@ def test_two_recoverers_never_take_the_same_saga(tmp_path: Any) -> None:
         barrier = threading.Barrier(2)
 
         def recover() -> None:
-            coordinator = SagaCoordinator(toolkit, clock=ShiftedClock(60))
+            coordinator = SagaCoordinator(toolkit, clock=ahead())
             barrier.wait()
             taken.append([outcome.id for outcome in coordinator.recover([FIVE]).recovered])
 
@@ -325,7 +306,7 @@ def test_two_recoverers_never_take_the_same_saga(tmp_path: Any) -> None:
 
 def test_a_runner_whose_lease_was_taken_stops_before_its_next_effect(toolkit: Toolkit) -> None:
     effects: list[int] = []
-    thief = SagaCoordinator(toolkit, clock=ShiftedClock(60))
+    thief = SagaCoordinator(toolkit, clock=ahead())
 
     def first(ctx: StepContext) -> None:
         effects.append(0)
@@ -345,21 +326,38 @@ def test_a_runner_whose_lease_was_taken_stops_before_its_next_effect(toolkit: To
     assert record.step == 0
 
 
-def test_the_heartbeat_keeps_a_slow_step_leased(toolkit: Toolkit) -> None:
-    import time
-
+def test_the_heartbeat_keeps_a_slow_step_leased(toolkit: Toolkit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that lasts twice the lease's ttl on the coordinator's clock keeps its lease:
+    the heartbeat renews it at every beat (the log's renew reports each one)."""
     from toolkit.saga import LeasePolicy
 
-    toolkit.sagas.lease = LeasePolicy(ttl=0.6, heartbeat=0.1, margin=0.05)
+    clock = ManualClock(start=time.time())
+    lease = LeasePolicy(ttl=0.6, heartbeat=0.1, margin=0.05)
+    coordinator = SagaCoordinator(toolkit, lease=lease, clock=clock)
+    beats = threading.Semaphore(0)
+    renew = coordinator.log.renew
+
+    def renewed(*args: Any, **kwargs: Any) -> Any:
+        lost = renew(*args, **kwargs)
+        beats.release()
+        return lost
+
+    monkeypatch.setattr(coordinator.log, "renew", renewed)
     seen: list[int] = []
 
     def slow(ctx: StepContext) -> None:
-        time.sleep(1.2)
-        thief = SagaCoordinator(toolkit)
+        for _ in range(12):  # 1.2 s of the coordinator's clock
+            assert clock.until_waiting(1)  # the heartbeat is parked on the clock
+            clock.advance(lease.heartbeat)
+            assert beats.acquire(timeout=30)  # and has renewed the lease
+        thief = SagaCoordinator(toolkit, clock=clock)
         seen.append(len(thief.recover([saga]).recovered))
 
     saga = Saga("slow", [Step("slow", slow)])
-    assert toolkit.sagas.run(saga, {}).ok
+    try:
+        assert coordinator.run(saga, {}).ok
+    finally:
+        coordinator.close()
     assert seen == [0]
 
 

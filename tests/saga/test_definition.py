@@ -48,9 +48,9 @@ def test_a_step_is_not_both_pivot_and_retriable() -> None:
 
 def test_backoff_is_exponential_capped_and_jittered_downwards() -> None:
     policy = RetryPolicy(max_attempts=10, initial_interval=0.1, backoff_coefficient=2, max_interval=1.0, jitter=0.5)
-    assert [policy.delay(n, lambda: 0.0) for n in (1, 2, 3, 4, 5)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0])
-    assert policy.delay(2, lambda: 1.0) == pytest.approx(0.1)
-    assert policy.delay(9, lambda: 0.999) >= 0.5
+    assert [policy.backoff(n, 0.0) for n in (1, 2, 3, 4, 5)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0])
+    assert policy.backoff(2, 1.0) == pytest.approx(0.1)
+    assert policy.backoff(9, 0.999) >= 0.5
 
 
 def test_only_retryable_errors_are_retried_unless_retry_all() -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.saga.harness import embedded_toolkit, run_faults
+from tests.saga.harness import Report, embedded_toolkit, run_faults
 from tests.saga.servers import checkout_toolkit, cleanup_checkout, require_all
+from toolkit import Toolkit
 
 
 def _seeds(base: int, count: int) -> list[int]:
@@ -26,25 +28,22 @@ def _seeds(base: int, count: int) -> list[int]:
     return list(range(base, base + count))
 
 
+def _check(toolkit: Toolkit, make: Callable[[str], Toolkit], arg: str, where: str, **options: Any) -> Report:
+    """``run_faults`` with its report printed (even when it passes) and no violation allowed."""
+    lines: list[str] = []
+    report = run_faults(toolkit, make, arg, log=lines.append, **options)
+    print("\n" + report.line(where))
+    assert report.violations == [], "\n".join(report.violations + lines)
+    return report
+
+
 @pytest.mark.slow
 def test_sigkill_then_recovery_on_the_embedded_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = str(tmp_path / "data")
-    lines: list[str] = []
-    with embedded_toolkit(data) as toolkit:
-        report = run_faults(
-            toolkit,
-            embedded_toolkit,
-            data,
-            _seeds(1000, 200),
-            orders=3,
-            max_point=60,
-            max_delay=0.1,
-            run_tag="e",
-            log=lines.append,
-        )
-    with capsys.disabled():
-        print("\n" + report.line("the embedded default (SQLite)"))
-    assert report.violations == [], "\n".join(report.violations + lines)
+    with embedded_toolkit(data) as toolkit, capsys.disabled():
+        where = "the embedded default (SQLite)"
+        options = {"orders": 3, "max_point": 60, "max_delay": 0.1, "run_tag": "e"}
+        report = _check(toolkit, embedded_toolkit, data, where, seeds=_seeds(1000, 200), **options)
     assert report.self_kills + report.timer_kills >= len(report.seeds) * 0.6
 
 
@@ -58,27 +57,13 @@ def namespace() -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # 200 runs of about 1.5 s each, more on a busy machine
-@pytest.mark.servers
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.mongo
 @pytest.mark.cassandra
 @pytest.mark.neo4j
 def test_sigkill_then_recovery_across_the_real_servers(namespace: str, capsys: pytest.CaptureFixture[str]) -> None:
-    lines: list[str] = []
-    with checkout_toolkit(namespace) as toolkit:
-        report = run_faults(
-            toolkit,
-            checkout_toolkit,
-            namespace,
-            _seeds(5000, 200),
-            orders=2,
-            max_point=45,
-            max_delay=0.35,
-            run_tag=namespace,
-            log=lines.append,
-        )
-    with capsys.disabled():
-        print("\n" + report.line("the real servers"))
-    assert report.violations == [], "\n".join(report.violations + lines)
+    with checkout_toolkit(namespace) as toolkit, capsys.disabled():
+        options = {"orders": 2, "max_point": 45, "max_delay": 0.35, "run_tag": namespace}
+        report = _check(toolkit, checkout_toolkit, namespace, "the real servers", seeds=_seeds(5000, 200), **options)
     assert report.self_kills + report.timer_kills >= len(report.seeds) * 0.5

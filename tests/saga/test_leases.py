@@ -8,22 +8,60 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
 from tests.saga.conftest import Item
 from toolkit import Toolkit
+from toolkit.resilience import ManualClock, SystemClock
 from toolkit.saga import FaultHook, Saga, SagaCoordinator, SagaError, SagaState, Step, StepContext
 
+T = TypeVar("T")
 
-class Later:
-    """The system clock moved forward: the dead runner's lease has run out."""
 
-    def now(self) -> float:
-        return time.time() + 60
+def later() -> ManualClock:
+    """A clock a minute ahead of the system's: the dead runner's lease has run out for it."""
+    return ManualClock(start=time.time() + 60)
+
+
+class Polled(SystemClock):
+    """The system clock, telling when ``callers`` threads are polling the log for a saga
+    (a caller whose idempotency key is taken waits with ``sleep``)."""
+
+    def __init__(self, callers: int) -> None:
+        self.callers = callers
+        self.polling: set[int] = set()
+        self.all_polling = threading.Event()
+        self._lock = threading.Lock()
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+        with self._lock:
+            self.polling.add(threading.get_ident())
+            if len(self.polling) >= self.callers:
+                self.all_polling.set()
+        super().sleep(seconds)
+
+
+def together(count: int, work: Callable[[], T]) -> list[T]:
+    """``work()`` in ``count`` threads released at once (a barrier); their results, in no order."""
+    results: list[T] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        barrier.wait()
+        result = work()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def _put(index: int) -> Step:
@@ -54,22 +92,9 @@ def test_eight_recoverers_take_each_saga_exactly_once(catalog_toolkit: Toolkit) 
     for number in range(10):
         with pytest.raises(Crash):
             SagaCoordinator(toolkit, fault_hook=_crash_at("after-action:1")).run(THREE, {"tag": f"r{number}"})
-    taken: list[str] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(8)
-
-    def recover() -> None:
-        coordinator = SagaCoordinator(toolkit, clock=Later())
-        barrier.wait()
-        ids = [outcome.id for outcome in coordinator.recover([THREE]).recovered]
-        with lock:
-            taken.extend(ids)
-
-    threads = [threading.Thread(target=recover) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    recoverers = iter([SagaCoordinator(toolkit, clock=later()) for _ in range(8)])
+    reports = together(8, lambda: next(recoverers).recover([THREE]))
+    taken = [outcome.id for report in reports for outcome in report.recovered]
     assert len(taken) == 10
     assert len(set(taken)) == 10
     assert toolkit.sagas.log.counts() == {"completed": 10}
@@ -91,7 +116,7 @@ def test_a_live_lease_is_never_taken(catalog_toolkit: Toolkit) -> None:
 def test_a_fenced_runner_writes_nothing_more(catalog_toolkit: Toolkit) -> None:
     toolkit = catalog_toolkit
     effects: list[int] = []
-    thief = SagaCoordinator(toolkit, clock=Later())
+    thief = SagaCoordinator(toolkit, clock=later())
 
     def first(ctx: StepContext) -> None:
         effects.append(0)
@@ -110,28 +135,17 @@ def test_a_fenced_runner_writes_nothing_more(catalog_toolkit: Toolkit) -> None:
 def test_one_key_from_many_threads_runs_once(catalog_toolkit: Toolkit) -> None:
     toolkit = catalog_toolkit
     runs: list[int] = []
+    clock = Polled(callers=5)
+    coordinator = SagaCoordinator(toolkit, clock=clock)
 
     def slow(ctx: StepContext) -> int:
         runs.append(1)
-        time.sleep(0.2)
+        assert clock.all_polling.wait(30)  # the other five found the key taken and wait for this run
         return len(runs)
 
     saga = Saga("single", [Step("slow", slow)])
-    outcomes = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(6)
-
-    def run() -> None:
-        barrier.wait()
-        outcome = toolkit.sagas.run(saga, {"x": 1}, key="same")
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=run) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = together(6, lambda: coordinator.run(saga, {"x": 1}, key="same"))
+    coordinator.close()
     assert runs == [1]
     assert {outcome.id for outcome in outcomes} == {outcomes[0].id}
     assert sum(not outcome.replayed for outcome in outcomes) == 1
@@ -142,7 +156,7 @@ def test_a_waiter_finishes_a_saga_whose_runner_died(catalog_toolkit: Toolkit) ->
     toolkit = catalog_toolkit
     with pytest.raises(Crash):
         SagaCoordinator(toolkit, fault_hook=_crash_at("after-action:1")).run(THREE, {"tag": "w"}, key="w")
-    outcome = SagaCoordinator(toolkit, clock=Later()).run(THREE, {"tag": "w"}, key="w")
+    outcome = SagaCoordinator(toolkit, clock=later()).run(THREE, {"tag": "w"}, key="w")
     assert outcome.state == SagaState.COMPLETED
     assert outcome.replayed is False  # this caller finished it (the key's first runner is gone)
     assert toolkit.repository(Item).get("w-2") is not None
@@ -155,11 +169,12 @@ def test_two_people_resuming_one_saga_run_it_once(catalog_toolkit: Toolkit) -> N
     toolkit = catalog_toolkit
     broken = {"on": True}
     undone: list[int] = []
+    refused = threading.Event()
 
     def undo(ctx: StepContext) -> None:
         if broken["on"]:
             raise StoreUnavailable("down")
-        time.sleep(0.1)
+        assert refused.wait(30)  # the other resumer was turned away while this one compensates
         undone.append(1)
 
     def fail(ctx: StepContext) -> None:
@@ -169,21 +184,15 @@ def test_two_people_resuming_one_saga_run_it_once(catalog_toolkit: Toolkit) -> N
     stuck = toolkit.sagas.run(saga, {})
     assert stuck.state == SagaState.NEEDS_ATTENTION
     broken["on"] = False
-    results: list[object] = []
-    barrier = threading.Barrier(2)
+    resumers = iter([SagaCoordinator(toolkit), SagaCoordinator(toolkit)])
 
-    def resume() -> None:
-        coordinator = SagaCoordinator(toolkit)
-        barrier.wait()
+    def resume() -> object:
         try:
-            results.append(coordinator.resume(stuck.id, [saga]).state)
+            return next(resumers).resume(stuck.id, [saga]).state
         except SagaError as exc:
-            results.append(type(exc).__name__)
+            refused.set()
+            return type(exc).__name__
 
-    threads = [threading.Thread(target=resume) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = together(2, resume)
     assert undone == [1]
     assert sorted(map(str, results)) == ["SagaError", "compensated"]

@@ -14,10 +14,12 @@ compensated, also when the process running it dies at any instant. ::
     outcome = toolkit.sagas.run(checkout, {"sku": "A-1", "qty": 2}, key="order-17")
     toolkit.sagas.recover([checkout])        # after a crash, in any process
 
-Modules: ``_definition`` (Saga, Step), ``_policy`` (RetryPolicy, LeasePolicy, clock),
+Modules: ``_definition`` (Saga, Step), ``_policy`` (default step policies, LeasePolicy),
 ``_log`` (the tables in the catalog), ``_coordinator`` (run, idempotency keys,
 recovery), ``_runner`` (driving one saga: steps, retries, compensations), ``_lease``
-(the heartbeat), ``_context`` and ``_effects`` (idempotent step helpers).
+(the heartbeat), ``_context`` and ``_effects`` (idempotent step helpers). The retry
+policy, the clock and ``is_retryable`` are ``toolkit.resilience``'s, re-exported here:
+a step retries with the same policy the guard retries an adapter call with.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 from toolkit.saga._context import StepContext
 from toolkit.saga._coordinator import RecoveryReport, SagaCoordinator
 from toolkit.saga._definition import Saga, Step
-from toolkit.saga._effects import MARKER_TTL, exactly_once
+from toolkit.saga._effects import exactly_once
 from toolkit.saga._errors import (
     AmbiguousEffect,
     LeaseLost,
@@ -51,7 +53,6 @@ __all__ = [
     "ACTIVE",
     "DEFAULT_COMPENSATION_POLICY",
     "DEFAULT_RETRY_POLICY",
-    "MARKER_TTL",
     "TERMINAL",
     "AmbiguousEffect",
     "Clock",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from toolkit.model import Entity, schema_of
 from toolkit.repository import Repository
-from toolkit.saga._effects import increment_once
+from toolkit.saga._effects import Mode, increment_once
 
 if TYPE_CHECKING:
     from toolkit.facade import Toolkit
@@ -75,28 +75,17 @@ class StepContext:
         """Delete a row if it exists; True if it did. Never fails because it is missing."""
         return self.toolkit.repository(entity).delete(key, shard_key=shard_key)
 
-    def _marker(self, tag: str) -> str:
-        return f"{self.step_key}/{tag}" if tag else self.step_key
-
     def increment_once(
         self, entity: type[Entity], key: Any, field: str, amount: int | float, *, tag: str = "", shard_key: Any = None
     ) -> int | float | None:
         """Add ``amount`` to a numeric field once per step (and ``tag``), however often the step runs.
 
         Returns the value after the increment (the current value when it was applied
-        before). Exactly-once on SQLite, PostgreSQL and Redis; see ``toolkit.saga._effects``
-        for the other backends. Use ``tag`` to tell apart several increments in one step.
+        before). Exactly-once where the store offers APPLY_ONCE (SQLite, PostgreSQL,
+        Redis); see ``toolkit.saga._effects`` for the other backends. Use ``tag`` to tell
+        apart several increments in one step.
         """
-        return increment_once(
-            self.toolkit.repository(entity),
-            key,
-            field,
-            amount,
-            self._marker(tag),
-            mode="do",
-            log=self._log,
-            shard_key=shard_key,
-        )
+        return self._increment(entity, key, field, amount, tag, shard_key, "do")
 
     def undo_increment(
         self, entity: type[Entity], key: Any, field: str, amount: int | float, *, tag: str = "", shard_key: Any = None
@@ -106,13 +95,12 @@ class StepContext:
         Safe when the increment never happened (it then never will: a tombstone is
         left) and when the compensation runs twice.
         """
-        return increment_once(
-            self.toolkit.repository(entity),
-            key,
-            field,
-            amount,
-            self._marker(tag),
-            mode="undo",
-            log=self._log,
-            shard_key=shard_key,
-        )
+        return self._increment(entity, key, field, amount, tag, shard_key, "undo")
+
+    def _increment(
+        self, entity: type[Entity], key: Any, field: str, amount: int | float, tag: str, shard_key: Any, mode: Mode
+    ) -> int | float | None:
+        """The step's marker is ``step_key`` (``/tag``): the same in every attempt of the step."""
+        marker = f"{self.step_key}/{tag}" if tag else self.step_key
+        repository = self.toolkit.repository(entity)
+        return increment_once(repository, key, field, amount, marker, mode=mode, log=self._log, shard_key=shard_key)

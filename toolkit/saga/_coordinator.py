@@ -37,18 +37,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from toolkit.resilience import SYSTEM_CLOCK, Clock, system_random
+from toolkit.resilience import Random as Jitter
 from toolkit.saga._definition import Saga
 from toolkit.saga._errors import LeaseLost, SagaError, SagaKeyConflict, UnknownSaga
 from toolkit.saga._lease import Heartbeat
 from toolkit.saga._log import ACTIVE, KeyTaken, SagaEvent, SagaLog, SagaRecord, SagaState
-from toolkit.saga._policy import Clock, Jitter, LeasePolicy, SystemClock
+from toolkit.saga._policy import LeasePolicy
 from toolkit.saga._runner import FaultHook, Runner, SagaOutcome
 
 if TYPE_CHECKING:
@@ -98,8 +99,8 @@ class SagaCoordinator:
         self.toolkit = toolkit
         self.log = SagaLog(toolkit.catalog.engine)
         self.lease = lease or LeasePolicy()
-        self.clock: Clock = clock or SystemClock()
-        self.jitter: Jitter = jitter or random.Random().random
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.jitter: Jitter = jitter or system_random
         self.recovery: Recovery = recovery
         self.fault_hook = fault_hook
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -25,8 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from toolkit.resilience import RetryPolicy
 from toolkit.saga._errors import SagaDefinitionError
-from toolkit.saga._policy import DEFAULT_COMPENSATION_POLICY, DEFAULT_RETRY_POLICY, RetryPolicy
+from toolkit.saga._policy import DEFAULT_COMPENSATION_POLICY, DEFAULT_RETRY_POLICY
 
 if TYPE_CHECKING:
     from toolkit.saga._context import StepContext

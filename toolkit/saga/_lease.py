@@ -6,6 +6,10 @@ step) this thread renews all of the coordinator's leases in one UPDATE every
 ``LeasePolicy.heartbeat`` seconds, so recovery, which only takes sagas whose lease
 ran out, never races a live runner. Leases the UPDATE no longer finds are reported in
 ``lost``: the runner checks it before every effect and stops (``LeaseLost``).
+
+The beat waits on the coordinator's clock (``Clock.wait``), so a test moves a manual
+clock past a heartbeat instead of sleeping through it. The thread lives while the coordinator holds
+a lease: it stops when the last one is released, and the next ``hold`` starts another.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class Heartbeat:
         self._held: dict[str, int] = {}
         self.lost: set[str] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -48,13 +52,29 @@ class Heartbeat:
                 self._held[saga_id] = count
             else:
                 self._held.pop(saga_id, None)
+            idle = not self._held
+        if idle:  # wake the beat now: with nothing to renew it stops (a manual clock may never move again)
+            with self._wake:
+                self._wake.notify_all()
+
+    def _sleep(self) -> None:
+        """Wait one heartbeat on the coordinator's clock, or less if closed or nothing is held."""
+        coordinator = self._coordinator
+        clock = coordinator.clock
+        with self._wake:
+            deadline = clock.monotonic() + coordinator.lease.heartbeat
+            while not self._closed and self._held:
+                left = deadline - clock.monotonic()
+                if left <= 0 or not clock.wait(self._wake, left):
+                    return
 
     def _loop(self) -> None:
         coordinator = self._coordinator
-        while not self._wake.wait(coordinator.lease.heartbeat):
+        while True:
+            self._sleep()
             with self._lock:
                 held = list(self._held)
-                if not held:  # nothing to renew: stop; the next hold starts a new thread
+                if self._closed or not held:  # nothing to renew: stop; the next hold starts a new thread
                     self._thread = None
                     return
             try:
@@ -66,7 +86,8 @@ class Heartbeat:
                     self.lost |= lost
 
     def close(self) -> None:
-        self._closed = True
-        self._wake.set()
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)

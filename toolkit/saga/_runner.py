@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from toolkit.resilience import RetryPolicy
 from toolkit.saga._context import StepContext
 from toolkit.saga._definition import Saga
 from toolkit.saga._errors import LeaseLost, SagaError
 from toolkit.saga._log import SagaEvent, SagaRecord, SagaState
-from toolkit.saga._policy import RetryPolicy
 
 if TYPE_CHECKING:
     from toolkit.saga._coordinator import SagaCoordinator
@@ -167,7 +167,7 @@ class Runner:
             except Exception as exc:
                 error = _describe(exc)
                 retry = policy.should_retry(exc, attempt)
-                wait = policy.delay(attempt, self.c.jitter) if retry else 0.0
+                wait = policy.backoff(attempt, self.c.jitter()) if retry else 0.0
                 if retry and deadline is not None:
                     left = deadline - clock.now()
                     retry = left > 0
