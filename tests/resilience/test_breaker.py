@@ -29,6 +29,15 @@ def succeed(b: CircuitBreaker) -> None:
     b.success(probe)
 
 
+def probing(cool_down: float, **policy: object) -> tuple[ManualClock, CircuitBreaker, bool]:
+    """A breaker opened by one failure and moved past its cool-down: a probe admitted."""
+    clock = ManualClock()
+    b = breaker(clock, failures=1, cool_down=cool_down, **policy)
+    fail(b)
+    clock.advance(cool_down)
+    return clock, b, b.before()
+
+
 def test_only_unhealthy_errors_count() -> None:
     assert is_unhealthy(DOWN)
     assert is_unhealthy(StoreTimeout("slow"))
@@ -116,11 +125,7 @@ def test_half_open_after_cool_down_lets_probes_through_and_closes_on_success() -
 
 
 def test_a_failed_probe_reopens_for_a_whole_cool_down() -> None:
-    clock = ManualClock()
-    b = breaker(clock, failures=1, cool_down=5.0)
-    fail(b)
-    clock.advance(5.0)
-    probe = b.before()
+    clock, b, probe = probing(5.0)
     clock.advance(0.5)
     b.failure(probe, DOWN)
     assert state(b) is BreakerState.OPEN
@@ -132,21 +137,13 @@ def test_a_failed_probe_reopens_for_a_whole_cool_down() -> None:
 
 
 def test_a_probe_answered_with_a_not_found_counts_as_success() -> None:
-    clock = ManualClock()
-    b = breaker(clock, failures=1, cool_down=1.0)
-    fail(b)
-    clock.advance(1.0)
-    probe = b.before()
+    _, b, probe = probing(1.0)
     b.failure(probe, NotFoundError("no row"))
     assert state(b) is BreakerState.CLOSED
 
 
 def test_a_cancelled_probe_frees_its_place() -> None:
-    clock = ManualClock()
-    b = breaker(clock, failures=1, cool_down=1.0, probes=1)
-    fail(b)
-    clock.advance(1.0)
-    probe = b.before()
+    _, b, probe = probing(1.0, probes=1)
     b.cancel(probe)  # e.g. throttled before it reached the backend
     again = b.before()
     assert again

@@ -135,11 +135,12 @@ class ShardGuard:
         self._throttle = store.throttle
         self._retry = policy.retry if policy.retry.max_attempts > 1 else None
 
-    def call(self, fn: Callable[..., T], idempotent: bool, /, *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` under the guard; retried if idempotent (or marked safe).
+    def call(self, fn: Callable[..., T], idempotent: bool | None, /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` under the guard: breaker, throttle, bulkhead, then ``fn``.
 
-        The first attempt is ``once`` written out in place: this is the hot path of every
-        adapter call, and a closed breaker costs one attribute read here.
+        A retryable failure is retried if ``idempotent`` is True, or False inside
+        ``retry_safe``; None means one attempt whatever the context. This is
+        the hot path of every adapter call: a closed breaker costs one attribute read.
         """
         breaker = self.breaker
         probe = False
@@ -176,6 +177,7 @@ class ShardGuard:
         retry = self._retry
         if (
             retry is None
+            or idempotent is None
             or not (idempotent or _SAFE.get() is not None)
             or isinstance(error, REFUSALS)
             or not retry.should_retry(error, 1)
@@ -183,48 +185,15 @@ class ShardGuard:
             raise error
         return self._again(error, fn, args, kwargs)
 
-    def once(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """One attempt: breaker, throttle, bulkhead, then ``fn``; no retry."""
-        breaker = self.breaker
-        probe = breaker.before() if breaker is not None else False
-        bulkhead = self._bulkhead
-        if self._throttle is not None or bulkhead is not None:
-            try:
-                if self._throttle is not None:
-                    self._throttle.acquire()
-                if bulkhead is not None:
-                    bulkhead.acquire()
-            except BaseException:
-                if breaker is not None:
-                    breaker.cancel(probe)
-                raise
-        try:
-            result = fn(*args, **kwargs)
-        except ToolkitError as exc:
-            if breaker is not None:
-                breaker.failure(probe, exc)
-            raise
-        except BaseException:
-            if breaker is not None:
-                breaker.cancel(probe)
-            raise
-        else:
-            if breaker is not None and (probe or breaker.counts_calls):
-                breaker.success(probe)
-            return result
-        finally:
-            if bulkhead is not None:
-                bulkhead.release()
-
     def stream(self, fn: Callable[..., Iterator[T]], /, *args: Any, **kwargs: Any) -> Iterator[T]:
-        """``fn(*args, **kwargs)``'s items, each fetched under ``once``: a half-read
+        """``fn(*args, **kwargs)``'s items, each fetched as one attempt: a half-read
         iterator cannot be retried, but every batch it reads passes the breaker, the
         throttle and the bulkhead. ``fn`` is called on the first ``next``, as a generator
         function would be."""
         items = fn(*args, **kwargs)
-        once = self.once
+        call = self.call
         while True:
-            item = once(next, items, _END)
+            item = call(next, None, items, _END)
             if item is _END:
                 return
             yield item
@@ -244,7 +213,7 @@ class ShardGuard:
             attempt += 1
             self.store.count_retry()
             try:
-                return self.once(fn, *args, **kwargs)
+                return self.call(fn, None, *args, **kwargs)
             except ToolkitError as exc:
                 if isinstance(exc, REFUSALS) or not policy.should_retry(exc, attempt):
                     raise
