@@ -16,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,11 @@ def calls(adapter: Adapter, op: str, schema: Any, rows: list[dict[str, Any]]) ->
     return get if op == "get" else put
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per slice (default 2000)")
     parser.add_argument("--slices", type=int, default=15, help="back-to-back pairs (default 15)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="ps-bench-resilience-"))
     policies = {
         "default guard": ResiliencePolicy(),
@@ -66,10 +66,11 @@ def main() -> None:
     }
     print(f"guarded vs raw SQLite adapter: {args.calls} calls per slice, median of {args.slices} pairs")
     print(f"{'guard':<30}{'op':<5}{'raw µs/call':>12}{'guarded µs/call':>17}{'overhead µs':>13}{'time ratio':>12}")
-    for label, policy in policies.items():
-        store = StoreConfig("bench", "relational", (ShardConfig("s0", sqlite_url(tmp / f"{len(label)}.db")),))
-        store = StoreConfig(store.name, store.kind, store.shards, resilience=policy)
-        with Toolkit(Config(CatalogConfig(sqlite_url(tmp / "catalog.db")), {"bench": store}, tmp, "bench")) as toolkit:
+    for index, (label, policy) in enumerate(policies.items()):
+        shards = (ShardConfig("s0", sqlite_url(tmp / f"s{index}.db")),)
+        store = StoreConfig("bench", "relational", shards, resilience=policy)
+        catalog = CatalogConfig(sqlite_url(tmp / f"catalog-{index}.db"))  # one topology per catalog
+        with Toolkit(Config(catalog, {"bench": store}, tmp, "bench")) as toolkit:
             repository = toolkit.repository(Item)
             schema = repository.schema
             repository.put_many(Item(id=i, name=f"n{i}") for i in range(args.calls))
@@ -90,7 +91,8 @@ def main() -> None:
                 overhead = statistics.median((g - r) for r, g in pairs) * 1e6
                 ratio = statistics.median(g / r for r, g in pairs)
                 print(f"{label:<30}{op:<5}{raw_us:>12.2f}{guarded_us:>17.2f}{overhead:>13.2f}{ratio:>11.3f}x")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,72 +1,93 @@
-"""Disposable servers for the resilience tests: a private redis-server and a delaying proxy.
+"""A redis-server of the test's own, to kill and restart: the shared stack is never touched.
 
-The shared stack's servers are used by other test runs at the same time, so these tests
-never stop or slow them: the Redis shard that is killed and restarted is a private
-``redis-server`` on a free port (no persistence), and the slow PostgreSQL is the stack's
-PostgreSQL seen through a TCP proxy this process runs and slows on demand.
+The stack's servers are used by other test runs at the same time, so an outage is
+played on a private ``redis-server`` on a free port instead. It is ready when it says
+so on its log (``Ready to accept connections``), which this helper reads: no polling of
+the port, no sleeps. The saga tests use it too (a stock server stopped mid-saga), and
+``bench/resilience_outage.py`` measures outages with it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
+from typing import IO
 
-import pytest
+__all__ = ["REDIS_SERVER", "PrivateRedis", "free_port"]
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+READY = "Ready to accept connections"
 
 
 def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS's choice of an ephemeral one)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    pytest.fail(f"nothing listens on 127.0.0.1:{port} after {timeout} s", pytrace=False)
+def _drain(log: IO[str]) -> None:
+    """Read the server's log to its end, so a full pipe never blocks the server."""
+    for _ in log:
+        pass
 
 
 class PrivateRedis:
-    """A redis-server of this test alone: ``kill()`` it (SIGKILL) and ``start()`` it again
-    on the same port, as an operator restarting a crashed shard would."""
+    """A redis-server of this test alone: ``kill()`` it (SIGKILL) or ``stop()`` it (SIGTERM)
+    and ``start()`` it again on the same port, as an operator restarting a crashed shard.
 
-    def __init__(self, workdir: Path) -> None:
+    ``persistent``: an append-only file fsynced at every write in ``workdir``, so the data
+    survives a restart (a stock counter that must come back); otherwise nothing is kept.
+    """
+
+    def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
         if not Path(REDIS_SERVER).exists():
-            pytest.fail(f"{REDIS_SERVER} is missing: stack/stack installs it", pytrace=False)
+            raise RuntimeError(f"{REDIS_SERVER} is missing: stack/stack installs it")
         self.port = free_port()
         self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
+        self.persistent = persistent
+        self.process: subprocess.Popen[str] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        """Start the server and return once it accepts connections."""
+        durability = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)]
+        process = subprocess.Popen(
+            [*command, "--save", "", *durability],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-        wait_for_port(self.port)
+        assert process.stdout is not None
+        self.process = process
+        for line in process.stdout:
+            if READY in line:
+                threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
+                return
+        self.process = None
+        raise RuntimeError(f"redis-server on port {self.port} exited before it was ready (code {process.wait()})")
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM): the append-only file is complete."""
+        self._end(signal.SIGTERM)
 
     def kill(self) -> None:
+        """A crash (SIGKILL): connections drop, nothing is flushed."""
+        self._end(signal.SIGKILL)
+
+    def _end(self, how: signal.Signals) -> None:
         if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
+            self.process.send_signal(how)
+            self.process.wait(20)
             self.process = None
 
     def __enter__(self) -> PrivateRedis:
@@ -75,65 +96,3 @@ class PrivateRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
-
-
-class DelayProxy:
-    """A TCP proxy to ``target`` that holds every client->server chunk ``delay`` seconds.
-
-    One thread accepts; two threads per connection pump bytes. With ``delay = 0`` it is a
-    plain relay; raising ``delay`` makes every query round trip that much slower, which is
-    how a backend under a lock storm or a saturated disk looks from the client.
-    """
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.delay = 0.0
-        self._server = socket.socket()
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind(("127.0.0.1", 0))
-        self._server.listen(128)
-        self.port: int = self._server.getsockname()[1]
-        self._closed = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name="delay-proxy", daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=10)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, delayed: bool) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if delayed and self.delay:
-                    time.sleep(self.delay)
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._closed = True
-        self._server.close()
-        with self._lock:
-            for sock in self._sockets:
-                sock.close()

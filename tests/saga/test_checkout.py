@@ -9,12 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +19,14 @@ import pytest
 from typer.testing import CliRunner
 
 from examples.checkout.app import CHECKOUT, STEPS, Stock, effects, place_order, setup
+from tests.resilience.helpers import PrivateRedis
 from tests.saga.conftest import FAST, FAST_COMP
 from tests.saga.servers import CONFIG, checkout_toolkit, cleanup_checkout, require_all
 from tests.servers import ROOT
 from toolkit import Toolkit
 from toolkit.cli import app
 from toolkit.config import CatalogConfig, Config, ShardConfig, StoreConfig
-from toolkit.resilience import BreakerPolicy, ResiliencePolicy
+from toolkit.resilience import BreakerPolicy, ManualClock, ResiliencePolicy, StoreGuard
 from toolkit.saga import Saga, SagaCoordinator, SagaState
 
 SCRIPT = ROOT / "examples" / "checkout" / "app.py"
@@ -135,57 +132,7 @@ def test_checkout_across_the_real_servers(namespace: str) -> None:
 # -- a stopped server -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server of this test's own (the stack's are shared: never stop those).
-
-    The binary comes with the stack (stack/stack installs it); without it the test fails.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(20)
-            self.process = None
+COOL_DOWN = 0.2
 
 
 def _with_redis_stock(data: Path, port: int) -> Config:
@@ -196,18 +143,28 @@ def _with_redis_stock(data: Path, port: int) -> Config:
         options={"socket_timeout": 2, "connect_timeout": 1},
         # The stock server's breaker opens during the outage; a short cool-down lets the
         # resume right after the restart probe it instead of failing fast.
-        resilience=ResiliencePolicy(breaker=BreakerPolicy(cool_down=0.2)),
+        resilience=ResiliencePolicy(breaker=BreakerPolicy(cool_down=COOL_DOWN)),
     )
     embedded = Config.embedded_default(data)
     return Config(catalog=CatalogConfig(embedded.catalog.url), stores={"checkout_stock": stock}, data_dir=data)
 
 
+def _stock_toolkit(data: Path, port: int, clock: ManualClock) -> Toolkit:
+    """The toolkit of ``_with_redis_stock``, its stock store's guard on ``clock``: the test
+    moves the breaker past its cool-down instead of sleeping through it."""
+    toolkit = Toolkit(_with_redis_stock(data, port))
+    store = toolkit.store("checkout_stock")
+    store.guard = StoreGuard(store.name, store.config.resilience, clock=clock)
+    return toolkit
+
+
 def test_a_stopped_server_compensates_and_a_failed_compensation_needs_attention(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path)
+    server = PrivateRedis(tmp_path, persistent=True)
     server.start()
     data = tmp_path / "data"
+    clock = ManualClock()
     try:
-        with Toolkit(_with_redis_stock(data, server.port)) as toolkit:
+        with _stock_toolkit(data, server.port, clock) as toolkit:
             setup(toolkit, skus={"A-1": 10}, customers=["ada"])
             # 1. The stock server is down when the step runs: retried, then compensated, and
             # the stock step's own compensation must confirm on the server that nothing was
@@ -222,7 +179,7 @@ def test_a_stopped_server_compensates_and_a_failed_compensation_needs_attention(
             assert re.search(
                 r"StoreUnavailable|CircuitOpen", next(e.detail or "" for e in events if e.kind == "step_failed")
             )
-            time.sleep(0.3)  # the breaker's cool-down
+            clock.advance(COOL_DOWN)  # the breaker's cool-down: the resume's first call is the probe
             server.start()
             assert toolkit.sagas.resume(down.id).state == SagaState.COMPENSATED
             assert not any(effects(toolkit, "d1", "ada").values())

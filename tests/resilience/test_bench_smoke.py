@@ -1,0 +1,71 @@
+"""The resilience benchmarks run end to end, tiny and unasserted: they print real-time
+figures (an outage, a slow backend, throttles, the guard's cost), which are never
+wall-clock assertions in tests. This only keeps them from rotting between runs by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+STACK = [pytest.mark.postgres, pytest.mark.mongo, pytest.mark.redis, pytest.mark.cassandra, pytest.mark.neo4j]
+
+
+def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Import ``bench/<name>.py`` as a module (registered while the test runs, for dataclasses)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(name: str, argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    assert load(name, monkeypatch).main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_the_guard_cost(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run("resilience", ["--calls", "20", "--slices", "1"], monkeypatch, capsys)
+    assert "overhead µs" in out
+    assert out.count("default guard") == 2  # get and put
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "printed"),
+    [
+        pytest.param(
+            "resilience_outage",
+            ["--threads", "2", "--before", "0.2", "--open", "0.2", "--after", "0.1", "--cool-down", "0.2"],
+            ["time from kill to open breaker", "calls failed fast while open", "all four"],
+            marks=STACK,
+            id="outage",
+        ),
+        pytest.param(
+            "resilience_slow",
+            ["--threads", "4", "--delay", "0.05", "--phase", "0.2", "--settle", "0.05", "--pairs", "1"],
+            ["bulkhead 1 slot, no wait", "no bulkhead (control)"],
+            marks=STACK,
+            id="slow",
+        ),
+        pytest.param(
+            "resilience_throttle",
+            ["--rate", "50", "--threads", "2", "--seconds", "0.2"],
+            ["token_bucket", "leaky_bucket", "fixed_window", "sliding_window"],
+            marks=pytest.mark.redis,
+            id="throttle",
+        ),
+    ],
+)
+def test_a_benchmark_on_the_stack(
+    name: str, argv: list[str], printed: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run(name, argv, monkeypatch, capsys)
+    for line in printed:
+        assert line in out, line
