@@ -74,11 +74,12 @@ class ColumnAdapter(CqlShard):
         DEFAULT_LIMITS,
         float_nan=True,  # CQL double: IEEE, NaN, infinities and -0.0 kept
         float_infinity=True,
-        # CQL decimal is BigDecimal: an int32 scale (the exponent negated) and any
-        # coefficient, which the driver converts through int(str), limited to 4,300 digits.
+        # CQL decimal is BigDecimal: an int32 scale (the exponent negated; the scale -2**31
+        # does not come back, so both ends stop one short) and any coefficient, which the
+        # driver converts through int(str), limited to 4,300 digits.
         decimal_digits=sys.int_info.default_max_str_digits,
         decimal_min_exponent=-(2**31) + 1,
-        decimal_max_exponent=2**31,
+        decimal_max_exponent=2**31 - 1,
         datetime_min=dt.datetime.min.replace(tzinfo=dt.UTC),  # bigint microseconds: year 1 on
         date_min=dt.date.min,  # CQL date spans millions of years
         str_nul=True,  # CQL text is length-prefixed UTF-8
