@@ -10,6 +10,7 @@ import re
 import typing
 import uuid
 
+from adapters.registry import adapter_class
 from sharding.core.limits import DEFAULT_LIMITS
 from sharding.core.model import ScalarType
 from sharding.keys import encode_key
@@ -33,6 +34,10 @@ def _shown(value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, dt.date):  # datetimes too
         return value.isoformat()
+    if isinstance(value, int) and len(str(abs(value))) > 30:  # 10**4300 - 1, not its 4,300 digits
+        digits = len(str(abs(value)))
+        assert abs(value) == 10**digits - 1, value
+        return f"-(10**{digits} - 1)" if value < 0 else f"10**{digits} - 1"
     return str(value)
 
 
@@ -69,3 +74,22 @@ def test_every_storage_type_has_a_row_in_both_tables() -> None:
     for kind in typing.get_args(ScalarType):
         assert f"| `{kind}` |" in types or f"| `{kind}` or" in types, kind
         assert re.search(rf"^\| `{kind}` \|", backends, re.MULTILINE), kind
+
+
+def test_the_limits_per_backend_are_the_adapters_value_limits() -> None:
+    """Each column of "Limits per backend" names a URL scheme; its cells are that adapter
+    class's ``value_limits``, field by field, and every field has a row."""
+    section = _section("Limits per backend")
+    header, _, *rows = [line for line in section.splitlines() if line.startswith("|")]
+    schemes = [re.search(r"`([\w+-]+)://`", cell) for cell in header.strip("|").split("|")[1:]]
+    assert schemes
+    assert all(found is not None for found in schemes), header
+    table = {
+        row.split("|")[1].strip().strip("`"): [cell.strip().strip("`") for cell in row.split("|")[2:-1]] for row in rows
+    }
+    assert list(table) == [field.name for field in dataclasses.fields(DEFAULT_LIMITS)]
+    for column, found in enumerate(schemes):
+        assert found is not None
+        limits = adapter_class(found.group(1)).value_limits
+        written = {name: cells[column] for name, cells in table.items()}
+        assert written == {name: _shown(getattr(limits, name)) for name in table}, found.group(1)
