@@ -116,10 +116,10 @@ class Adapter(ABC):
 
     capabilities: ClassVar[Capability] = Capability.NONE
     Options: ClassVar[type[AdapterOptions]] = AdapterOptions
+    """The typed options of this adapter (``[stores.NAME.options]``); see ``adapters._options``."""
     value_limits: ClassVar[ValueLimits] = DEFAULT_LIMITS
     """What this backend stores exactly (``sharding.core.limits``): the repository refuses a
     row past these limits with a ValidationError naming the field, before any write."""
-    """The typed options of this adapter (``[stores.NAME.options]``); see ``adapters._options``."""
 
     def __init__(
         self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None

@@ -133,6 +133,8 @@ class _Refused(Exception):
 
 def _short(value: object) -> str:
     """A value for a message: a huge Decimal or string is not repeated whole."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+        return f"an int of {value.bit_length()} bits"  # repr() refuses ints past 4,300 digits
     text = value.isoformat() if isinstance(value, dt.date) else repr(value)
     return text if len(text) <= 80 else f"{text[:60]}...({len(text)} characters)"
 
