@@ -15,6 +15,9 @@ from _overhead_common import Context, Suite, Unreachable, check_layout, endpoint
 
 from toolkit.config import RouterConfig, ShardConfig, StoreConfig
 
+FERRETDB_BULK_BATCH = 8
+"""Replacements per ``bulk_write`` on FerretDB, both sides (the adapter's default there)."""
+
 
 def _store(url: str, options: dict[str, Any]) -> StoreConfig:
     kinds = {"mongodb": "document", "redis": "keyvalue", "cassandra": "column", "bolt": "graph"}
@@ -56,13 +59,16 @@ def build_mongo(ctx: Context, suite: Suite) -> None:
     suite.cleanups.append(drop_namespace)
     # A socket timeout on the repository's client too: a server that stops answering
     # fails the run instead of hanging it.
-    options = {"namespace": ctx.namespace, "connect_timeout": 5, "timeout": 30}
-    adapter, repo, entities = polystore_side(ctx, suite, _store(url, options))
+    options: dict[str, Any] = {"namespace": ctx.namespace, "connect_timeout": 5, "timeout": 30}
+    # FerretDB takes small batches (more than 100 replacements in one command deadlock
+    # FerretDB 1.24, see adapters/document): the bench sets the batch size on both sides
+    # there, so that they are equal by construction; MongoDB takes everything in one call.
+    ferretdb = "ferretdbVersion" in client.admin.command("buildInfo")
+    if ferretdb:
+        options["bulk_batch"] = FERRETDB_BULK_BATCH
+    _, repo, entities = polystore_side(ctx, suite, _store(url, options))
     collection = database[f"{ctx.namespace}account"]
-    # The adapter's own batch size (FerretDB: small batches; more than 100 replacements
-    # in one command deadlock FerretDB 1.24, see adapters/document.py): the driver's
-    # batch is then the same chunked bulk_write, else one bulk_write of everything.
-    batch = adapter._bulk_batch_size() or len(ctx.data)
+    batch = FERRETDB_BULK_BATCH if ferretdb else len(ctx.data)
     docs = [
         {"_id": row["id"], "name": row["name"], "balance": row["balance"], "active": row["active"], "_ps_token": tok}
         for row, tok in zip(ctx.data, ctx.tokens(), strict=True)
@@ -97,6 +103,8 @@ def build_mongo(ctx: Context, suite: Suite) -> None:
 def build_redis(ctx: Context, suite: Suite) -> None:
     try:
         import redis
+
+        from adapters.keyvalue import Layout, parse_url
     except ImportError as exc:
         raise Unreachable(f"redis-py is not installed ({exc})") from exc
     url = endpoint("redis", "shards", "POLYSTORE_REDIS_URL")[0]
@@ -115,9 +123,12 @@ def build_redis(ctx: Context, suite: Suite) -> None:
 
     suite.cleanups.append(drop_namespace)
     adapter, repo, entities = polystore_side(ctx, suite, _store(url, {"namespace": ctx.namespace}))
-    # The adapter's own layout helpers, used only here, before timing, to mirror its keys
-    # and encodings byte for byte: the baselines then store exactly what it stores.
-    layout = adapter._get_layout(repo.schema)
+    # The adapter's public layout helper, used only here, before timing, to mirror its keys
+    # and encodings byte for byte: the baselines then store exactly what it stores. The
+    # namespace is new, so the entity has the default bucket count of a fresh entity.
+    target = parse_url(url)
+    buckets = adapter.options.buckets(cluster=target.cluster)
+    layout = Layout.of(adapter.options.namespace + target.prefix, repo.schema, buckets, True)
     prepared = []
     for row, tok in zip(ctx.data, ctx.tokens(), strict=True):
         full = {**row, "_ps_token": tok}

@@ -46,6 +46,7 @@ from __future__ import annotations
 from adapters.keyvalue._adapter import KeyValueAdapter
 from adapters.keyvalue._connection import RedisTarget, parse_url
 from adapters.keyvalue._errors import ERRORS
+from adapters.keyvalue._layout import Layout
 from adapters.keyvalue._options import KeyValueOptions
 
-__all__ = ["ERRORS", "KeyValueAdapter", "KeyValueOptions", "RedisTarget", "parse_url"]
+__all__ = ["ERRORS", "KeyValueAdapter", "KeyValueOptions", "Layout", "RedisTarget", "parse_url"]
