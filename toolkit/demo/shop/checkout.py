@@ -173,9 +173,10 @@ def empty_cart(ctx: StepContext) -> None:
     ctx.delete_if_present(Cart, ctx.payload["customer"])
 
 
-FORWARD = RetryPolicy(max_attempts=10, initial_interval=0.2, max_interval=10.0)
+FORWARD = RetryPolicy(max_attempts=10, initial_interval=0.2, max_interval=10.0, timeout=None)
 """After the payment there is no way back: be patient with a backend that is down (about a
-minute of retries) before the saga stops in ``needs_attention`` for an operator."""
+minute of retries) before the saga stops in ``needs_attention`` for an operator. No
+``timeout``: the policy's 5 s default would cut that minute short."""
 
 CHECKOUT = Saga(
     "shop.checkout",
