@@ -7,30 +7,13 @@ layout check, the interleaved measurement and the table all run.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "overhead.py"
-
-
-def load(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import the script as a module; registered in sys.modules while the test runs, as
-    dataclasses need to resolve its (postponed) annotations."""
-    spec = importlib.util.spec_from_file_location("bench_overhead", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+from tests.bench.scripts import load_bench
 
 
 def test_overhead_runs_on_sqlite(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    module = load(monkeypatch)
+    module = load_bench("overhead", monkeypatch)
     assert module.main(["--backends", "sqlite", "--rows", "5", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "polystore repository vs raw drivers" in out
@@ -43,6 +26,6 @@ def test_overhead_runs_on_sqlite(monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 
 def test_unknown_backend_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = load(monkeypatch)
+    module = load_bench("overhead", monkeypatch)
     with pytest.raises(SystemExit):
         module.main(["--backends", "sqlite,nosuch"])

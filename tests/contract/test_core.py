@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.base import TOKEN_FIELD, Capability, Filter, sort_key
+from adapters.base import TOKEN_FIELD, Capability, Filter
 from sharding.base import TokenRange
 from tests.contract.conftest import Backend
+from tests.contract.reference import assert_matches_reference
 from toolkit import (
     Entity,
     EntityValidationError,
@@ -237,14 +238,7 @@ def test_find_matches_the_reference_semantics(
     items = backend.toolkit(shards=3).repository(Item)
     data = _dataset(300, seed=7)
     items.put_many(data)
-    from toolkit.repository import parse_order, parse_where
-
-    filters = parse_where(where)
-    rows = [item.model_dump() for item in data if all(f.matches(item.model_dump()) for f in filters)]
-    rows.sort(key=sort_key(items.schema, parse_order(order)))
-    expected = [row["id"] for row in rows][:limit]
-    assert [item.id for item in items.find(where, order_by=order, limit=limit)] == expected
-    assert items.count(where) == len(rows)
+    assert_matches_reference(items, data, where, order, limit)
 
 
 def test_limit_zero_and_bad_queries(backend: Backend) -> None:
@@ -302,16 +296,23 @@ def test_scan_everything_in_batches(backend: Backend) -> None:
         assert sorted(seen) == [f"s{i:03d}" for i in range(257)]
 
 
-def test_token_range_scan_reads_exactly_the_range(backend: Backend) -> None:
+def _scan_tokens(backend: Backend, prefix: str, count: int, span: TokenRange, batch_size: int) -> list[dict[str, Any]]:
+    """Put ``count`` items, then scan ``span`` on every shard's adapter: the stored rows found."""
     toolkit = backend.toolkit()
     items = toolkit.repository(Item)
-    items.put_many(Item(id=f"t{i}") for i in range(300))
+    items.put_many(Item(id=f"{prefix}{i}") for i in range(count))
     store = toolkit.store("items")
+    return [
+        row
+        for shard in store.router.shards
+        for batch in store.adapter(shard).scan(items.schema, tokens=span, batch_size=batch_size)
+        for row in batch
+    ]
+
+
+def test_token_range_scan_reads_exactly_the_range(backend: Backend) -> None:
     span = TokenRange(-(2**62), 2**62)
-    found = []
-    for shard in store.router.shards:
-        for batch in store.adapter(shard).scan(items.schema, tokens=span, batch_size=7):
-            found.extend(batch)
+    found = _scan_tokens(backend, "t", 300, span, batch_size=7)
     from sharding.keys import token
 
     expected = sorted(f"t{i}" for i in range(300) if token(f"t{i}") in span)
@@ -354,15 +355,6 @@ def test_filter_objects_are_accepted(backend: Backend) -> None:
 
 def test_a_token_range_may_end_past_max_token(backend: Backend) -> None:
     """TokenRange.end is exclusive, so the last range of the token space ends at 2**63."""
-    toolkit = backend.toolkit()
-    items = toolkit.repository(Item)
-    items.put_many(Item(id=f"e{i}") for i in range(100))
-    store = toolkit.store("items")
     everything = TokenRange(-(2**63), 2**63)
-    found = [
-        row["id"]
-        for shard in store.router.shards
-        for batch in store.adapter(shard).scan(items.schema, tokens=everything, batch_size=30)
-        for row in batch
-    ]
+    found = [row["id"] for row in _scan_tokens(backend, "e", 100, everything, batch_size=30)]
     assert sorted(found) == sorted(f"e{i}" for i in range(100))

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from adapters.base import Capability, sort_key
+from adapters.base import Capability
 from tests.contract.conftest import Backend
+from tests.contract.reference import assert_matches_reference
 from toolkit import Entity
-from toolkit.repository import parse_order, parse_where
 
 
 class Profile(Entity, store="items", key="id"):
@@ -108,12 +108,7 @@ def test_nested_filters_match_the_reference_semantics(
     profiles = backend.toolkit(shards=3).repository(Profile)
     data = _profiles(120, seed=11)
     profiles.put_many(data)
-    filters = parse_where(where)
-    rows = [p.model_dump() for p in data if all(f.matches(p.model_dump()) for f in filters)]
-    rows.sort(key=sort_key(profiles.schema, parse_order(order)))
-    expected = [row["id"] for row in rows][:limit]
-    assert [p.id for p in profiles.find(where, order_by=order, limit=limit)] == expected
-    assert profiles.count(where) == len(rows)
+    assert_matches_reference(profiles, data, where, order, limit)
 
 
 @pytest.mark.capability(Capability.NESTED_FILTERS)

@@ -25,26 +25,16 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from examples.checkout.app import CHECKOUT, STEPS, Stock, effects, setup
 from toolkit import Toolkit
+from toolkit.resilience import ManualClock
 from toolkit.saga import LeasePolicy, SagaCoordinator, SagaState
 
 LEASE = LeasePolicy(ttl=5.0, heartbeat=1.0, margin=0.5, wait_interval=0.02)
 CUSTOMERS = ["ada", "grace", "alan"]
 SKUS = {"A": 1_000_000, "B": 1_000_000}
-
-
-class _Shifted:
-    def __init__(self, offset: float) -> None:
-        self.offset = offset
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 @dataclass
@@ -165,7 +155,7 @@ def run_faults(
         began = time.perf_counter()
         rng = random.Random(seed)
         self_kill = seed % 2 == 0
-        mode = "resume" if seed % 3 else "compensate"
+        mode: Literal["resume", "compensate"] = "resume" if seed % 3 else "compensate"
         kill_at = rng.randint(1, max_point) if self_kill else None
         delay = rng.uniform(0.0, max_delay)
         before = _stock(toolkit)
@@ -207,7 +197,8 @@ def run_faults(
         else:
             report.timer_kills += 1
         recovering = time.perf_counter()
-        recoverer = SagaCoordinator(toolkit, lease=LEASE, clock=_Shifted(LEASE.ttl + 1), recovery=mode)  # type: ignore[arg-type]
+        clock = ManualClock(start=time.time() + LEASE.ttl + 1)  # past the dead child's lease
+        recoverer = SagaCoordinator(toolkit, lease=LEASE, clock=clock, recovery=mode)
         recovery = recoverer.recover([CHECKOUT])
         expected = dict(before)
         states: list[str] = []

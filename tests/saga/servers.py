@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -73,6 +75,15 @@ def _drop_collections(url: str, prefix: str) -> None:
                 database.drop_collection(name)
     finally:
         client.close()
+
+
+def fresh_namespace(prefix: str) -> Iterator[str]:
+    """The body of a ``namespace`` fixture: check the servers, yield a new namespace
+    starting with ``prefix`` (which says whose test left it, should cleanup fail), clean up."""
+    require_all()
+    name = f"{prefix}{uuid.uuid4().hex[:8]}_"
+    yield name
+    cleanup_checkout(name)
 
 
 def cleanup_checkout(namespace: str) -> None:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "sagas.py"
+from tests.bench.scripts import load_bench
 
 
-def test_bench_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_sagas", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_bench_script_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    module = load_bench("sagas", monkeypatch)
     assert module.main(["--sagas", "5", "--steps", "3", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     for row in ("ms per step", "overhead per step", "ratio saga / plain", "catalog writes per saga"):

@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from typer.testing import CliRunner
 from examples.checkout.app import CHECKOUT, STEPS, Stock, effects, place_order, setup
 from tests.resilience.helpers import PrivateRedis
 from tests.saga.conftest import FAST, FAST_COMP
-from tests.saga.servers import CONFIG, checkout_toolkit, cleanup_checkout, require_all
+from tests.saga.servers import CONFIG, checkout_toolkit, fresh_namespace
 from tests.servers import ROOT
 from toolkit import Toolkit
 from toolkit.cli import app
@@ -102,10 +101,7 @@ def test_the_stack_config_uses_the_stack_ports() -> None:
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    require_all()
-    name = f"co{uuid.uuid4().hex[:8]}_"
-    yield name
-    cleanup_checkout(name)
+    yield from fresh_namespace("co")
 
 
 @pytest.mark.servers

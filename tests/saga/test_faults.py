@@ -9,7 +9,6 @@ Every run prints its seed; ``POLYSTORE_SAGA_SEEDS`` replays chosen ones.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.saga.harness import Report, embedded_toolkit, run_faults
-from tests.saga.servers import checkout_toolkit, cleanup_checkout, require_all
+from tests.saga.servers import checkout_toolkit, fresh_namespace
 from toolkit import Toolkit
 
 
@@ -49,10 +48,7 @@ def test_sigkill_then_recovery_on_the_embedded_default(tmp_path: Path, capsys: p
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    require_all()
-    name = f"fi{uuid.uuid4().hex[:8]}_"
-    yield name
-    cleanup_checkout(name)
+    yield from fresh_namespace("fi")
 
 
 @pytest.mark.slow

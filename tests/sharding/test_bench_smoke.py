@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "routers.py"
+from tests.bench.scripts import load_bench
 
 
-def test_bench_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_script_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import uhashring  # noqa: F401 - the peer the bench compares against (the dev extra installs it)
 
-    spec = importlib.util.spec_from_file_location("bench_routers", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("routers", monkeypatch)
     status = module.main(["--keys", "4000", "--repeat", "1"])
     assert status in (0, 1)  # 4,000 keys are too few to judge balance; only the report matters here
     out = capsys.readouterr().out
