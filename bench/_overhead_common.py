@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sharding.keys import token
 from toolkit import Entity, Toolkit
@@ -26,6 +26,8 @@ POLYSTORE = "polystore"
 
 Op = Callable[[int, int], object]
 """An operation over the rows ``[lo:hi]``: one call per row (get, put) or one batch (put_many)."""
+
+T = TypeVar("T")
 
 
 class Account(Entity, store="bench", key="id"):
@@ -114,22 +116,34 @@ def polystore_side(ctx: Context, suite: Suite, store: StoreConfig) -> tuple[Any,
     adapter = toolkit.store("bench").adapter(store.shards[0].name)
     suite.cleanups.append(lambda: adapter.drop(repo.schema))  # runs before toolkit.close
     repo.put_many(entities)
-    keys = ctx.keys
-
-    def get(lo: int = 0, hi: int | None = None) -> None:
-        for key in keys[lo:hi]:
-            repo.get(key)
-
-    def put(lo: int = 0, hi: int | None = None) -> None:
-        for entity in entities[lo:hi]:
-            repo.put(entity)
-
-    def put_many(lo: int = 0, hi: int | None = None) -> None:
-        repo.put_many(entities[lo:hi])
-
-    suite.contenders[POLYSTORE] = {"get": get, "put": put, "put_many": put_many}
+    suite.contenders[POLYSTORE] = {
+        "get": each(ctx.keys, repo.get),
+        "put": each(entities, repo.put),
+        "put_many": lambda lo, hi: repo.put_many(entities[lo:hi]),
+    }
     suite.notes.append(f"layout check: rows written by each baseline read back equal through {POLYSTORE}")
     return adapter, repo, entities
+
+
+def each(items: Sequence[T], one: Callable[[T], object]) -> Op:
+    """The single-row operation over ``items[lo:hi]``: ``one(item)`` per item.
+
+    Every contender's get and put is this same loop, so the sides differ only in what
+    ``one`` does (the repository's method, or the driver's call).
+    """
+
+    def run(lo: int, hi: int) -> None:
+        for item in items[lo:hi]:
+            one(item)
+
+    return run
+
+
+def fill_and_check(suite: Suite, repo: Any, entities: list[Account], names: Sequence[str]) -> None:
+    """Write every row with each named baseline's batch, then check the repository reads it back."""
+    for name in names:
+        suite.contenders[name]["put_many"](0, len(entities))
+        check_layout(suite, repo, entities, name)
 
 
 def check_layout(suite: Suite, repo: Any, entities: list[Account], name: str) -> None:

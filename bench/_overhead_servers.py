@@ -9,9 +9,10 @@ inside its timing, which is exactly the overhead being measured.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from _overhead_common import Context, Suite, Unreachable, check_layout, endpoint, polystore_side
+from _overhead_common import Context, Suite, Unreachable, each, endpoint, fill_and_check, polystore_side
 
 from toolkit.config import RouterConfig, ShardConfig, StoreConfig
 
@@ -29,6 +30,19 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:120] if text else ''}"
 
 
+def _reach(suite: Suite, probe: Callable[[], object], close: Callable[[], object], server: str) -> None:
+    """Probe the baseline's fresh client: a server that does not answer makes the backend
+    unreachable (the client closed); one that does is the suite's server, its client
+    closed at cleanup."""
+    try:
+        probe()
+    except Exception as exc:
+        close()
+        raise Unreachable(_first_line(exc)) from exc
+    suite.server = server
+    suite.cleanups.append(close)
+
+
 # -- MongoDB (pymongo) ---------------------------------------------------------------
 
 
@@ -42,13 +56,7 @@ def build_mongo(ctx: Context, suite: Suite) -> None:
     client: Any = pymongo.MongoClient(
         url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, socketTimeoutMS=30000
     )  # a socket timeout: a server that accepts but never answers must not hang the run
-    try:
-        client.admin.command("ping")
-    except Exception as exc:
-        client.close()
-        raise Unreachable(_first_line(exc)) from exc
-    suite.server = url.partition("://")[2]
-    suite.cleanups.append(client.close)
+    _reach(suite, lambda: client.admin.command("ping"), client.close, url.partition("://")[2])
     database = client.get_default_database()
 
     def drop_namespace() -> None:
@@ -74,23 +82,18 @@ def build_mongo(ctx: Context, suite: Suite) -> None:
         for row, tok in zip(ctx.data, ctx.tokens(), strict=True)
     ]
 
-    def get(lo: int = 0, hi: int | None = None) -> None:
-        for doc in docs[lo:hi]:
-            collection.find_one({"_id": doc["_id"]})
-
-    def put(lo: int = 0, hi: int | None = None) -> None:
-        for doc in docs[lo:hi]:
-            collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-
-    def put_many(lo: int = 0, hi: int | None = None) -> None:
+    def put_many(lo: int, hi: int) -> None:
         chosen = docs[lo:hi]
         for start in range(0, len(chosen), batch):
             requests = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in chosen[start : start + batch]]
             collection.bulk_write(requests, ordered=False)
 
-    suite.contenders["pymongo"] = {"get": get, "put": put, "put_many": put_many}
-    put_many()
-    check_layout(suite, repo, entities, "pymongo")
+    suite.contenders["pymongo"] = {
+        "get": each(docs, lambda doc: collection.find_one({"_id": doc["_id"]})),
+        "put": each(docs, lambda doc: collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)),
+        "put_many": put_many,
+    }
+    fill_and_check(suite, repo, entities, ("pymongo",))
     suite.notes.append(
         f"mongo batch: unordered bulk_write of ReplaceOne(upsert) (insert_many cannot upsert), {batch} per"
         " command on both sides (FerretDB: the adapter's bulk_batch; MongoDB: everything in one call)"
@@ -109,13 +112,7 @@ def build_redis(ctx: Context, suite: Suite) -> None:
         raise Unreachable(f"redis-py is not installed ({exc})") from exc
     url = endpoint("redis", "shards", "POLYSTORE_REDIS_URL")[0]
     client: Any = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
-    try:
-        client.ping()
-    except Exception as exc:
-        client.close()
-        raise Unreachable(_first_line(exc)) from exc
-    suite.server = url.partition("://")[2]
-    suite.cleanups.append(client.close)
+    _reach(suite, client.ping, client.close, url.partition("://")[2])
 
     def drop_namespace() -> None:
         for key in client.scan_iter(match=f"*{ctx.namespace}*", count=1000):
@@ -139,21 +136,9 @@ def build_redis(ctx: Context, suite: Suite) -> None:
         mapping[b"_ps_k"] = ordered
         prepared.append((row_key, mapping, index_key, tokenhex + keyhex, key_index_key, ordered + suffix))
 
-    def get(lo: int = 0, hi: int | None = None) -> None:
-        for row_key, *_ in prepared[lo:hi]:
-            client.hgetall(row_key)
-
-    def put_hset(lo: int = 0, hi: int | None = None) -> None:
-        for row_key, mapping, *_ in prepared[lo:hi]:
-            client.hset(row_key, mapping=mapping)
-
-    def batch_hset(lo: int = 0, hi: int | None = None) -> None:
-        chosen = prepared[lo:hi]
-        for start in range(0, len(chosen), 500):
-            pipe = client.pipeline(transaction=False)
-            for row_key, mapping, *_ in chosen[start : start + 500]:
-                pipe.hset(row_key, mapping=mapping)
-            pipe.execute()
+    def write_hash(pipe: Any, item: tuple[Any, ...]) -> None:
+        row_key, mapping, *_ = item
+        pipe.hset(row_key, mapping=mapping)
 
     def write_row(pipe: Any, item: tuple[Any, ...]) -> None:
         row_key, mapping, index_key, member, key_index_key, key_member = item
@@ -162,26 +147,31 @@ def build_redis(ctx: Context, suite: Suite) -> None:
         pipe.zadd(index_key, {member: 0})
         pipe.zadd(key_index_key, {key_member: 0})
 
-    def put_layout(lo: int = 0, hi: int | None = None) -> None:
-        for item in prepared[lo:hi]:
-            pipe = client.pipeline(transaction=True)
-            write_row(pipe, item)
-            pipe.execute()
+    def put_layout(item: tuple[Any, ...]) -> None:
+        pipe = client.pipeline(transaction=True)
+        write_row(pipe, item)
+        pipe.execute()
 
-    def batch_layout(lo: int = 0, hi: int | None = None) -> None:
-        chosen = prepared[lo:hi]
-        for start in range(0, len(chosen), 500):
-            pipe = client.pipeline(transaction=False)
-            for item in chosen[start : start + 500]:
-                write_row(pipe, item)
-            pipe.execute()
+    def batches(write: Callable[[Any, tuple[Any, ...]], None]) -> Callable[[int, int], None]:
+        """Non-transactional pipelines of 500 items, each written by ``write``."""
 
-    suite.contenders["redis-py HSET"] = {"get": get, "put": put_hset, "put_many": batch_hset}
-    suite.contenders["redis-py MULTI row+index"] = {"put": put_layout, "put_many": batch_layout}
-    for name in suite.contenders:
-        if name != "polystore":
-            suite.contenders[name]["put_many"](0, len(ctx.data))
-            check_layout(suite, repo, entities, name)
+        def run(lo: int, hi: int) -> None:
+            chosen = prepared[lo:hi]
+            for start in range(0, len(chosen), 500):
+                pipe = client.pipeline(transaction=False)
+                for item in chosen[start : start + 500]:
+                    write(pipe, item)
+                pipe.execute()
+
+        return run
+
+    suite.contenders["redis-py HSET"] = {
+        "get": each(prepared, lambda item: client.hgetall(item[0])),
+        "put": each(prepared, lambda item: client.hset(item[0], mapping=item[1])),
+        "put_many": batches(write_hash),
+    }
+    suite.contenders["redis-py MULTI row+index"] = {"put": each(prepared, put_layout), "put_many": batches(write_row)}
+    fill_and_check(suite, repo, entities, ("redis-py HSET", "redis-py MULTI row+index"))
     suite.notes.append(
         "redis: 'HSET' writes the row hash only (HGETALL reads it); 'MULTI row+index' writes the adapter's"
         " whole layout (DEL+HSET row, ZADD token index, ZADD shard-key index) atomically, as its Lua script"
@@ -233,20 +223,14 @@ def build_cassandra(ctx: Context, suite: Suite) -> None:
         for row, tok in zip(ctx.data, ctx.tokens(), strict=True)
     ]
 
-    def get(lo: int = 0, hi: int | None = None) -> None:
-        for row in params[lo:hi]:
-            session.execute(select, (row[0],)).one()
-
-    def put(lo: int = 0, hi: int | None = None) -> None:
-        for row in params[lo:hi]:
-            session.execute(insert, row)
-
-    def put_many(lo: int = 0, hi: int | None = None) -> None:
-        execute_concurrent_with_args(session, insert, params[lo:hi], concurrency=CONCURRENCY)
-
-    suite.contenders["cassandra-driver"] = {"get": get, "put": put, "put_many": put_many}
-    put_many()
-    check_layout(suite, repo, entities, "cassandra-driver")
+    suite.contenders["cassandra-driver"] = {
+        "get": each(params, lambda row: session.execute(select, (row[0],)).one()),
+        "put": each(params, lambda row: session.execute(insert, row)),
+        "put_many": lambda lo, hi: execute_concurrent_with_args(
+            session, insert, params[lo:hi], concurrency=CONCURRENCY
+        ),
+    }
+    fill_and_check(suite, repo, entities, ("cassandra-driver",))
     suite.notes.append(
         f"cassandra: prepared statements, LOCAL_QUORUM, tuple rows; batch = execute_concurrent_with_args"
         f" at the adapter's concurrency ({CONCURRENCY})"
@@ -263,13 +247,7 @@ def build_neo4j(ctx: Context, suite: Suite) -> None:
         raise Unreachable(f"the neo4j driver is not installed ({exc})") from exc
     url = endpoint("neo4j", "shards", "POLYSTORE_NEO4J_URL")[0]
     driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=5)
-    try:
-        driver.verify_connectivity()
-    except Exception as exc:
-        driver.close()
-        raise Unreachable(_first_line(exc)) from exc
-    suite.server = url.partition("://")[2]
-    suite.cleanups.append(driver.close)
+    _reach(suite, driver.verify_connectivity, driver.close, url.partition("://")[2])
     _, repo, entities = polystore_side(ctx, suite, _store(url, {"namespace": ctx.namespace}))
     label = f"`{ctx.namespace}account`"
     props = [{**row, "_ps_token": tok} for row, tok in zip(ctx.data, ctx.tokens(), strict=True)]
@@ -283,21 +261,18 @@ def build_neo4j(ctx: Context, suite: Suite) -> None:
     def write_one(tx: Any, item: dict[str, Any]) -> Any:
         return tx.run(write, id=item["id"], props=item).consume()
 
-    def get(lo: int = 0, hi: int | None = None) -> None:
-        for row in props[lo:hi]:
-            with driver.session() as session:
-                session.execute_read(read_one, row["id"])
+    def get(row: dict[str, Any]) -> None:
+        with driver.session() as session:
+            session.execute_read(read_one, row["id"])
 
-    def put(lo: int = 0, hi: int | None = None) -> None:
-        for row in props[lo:hi]:
-            with driver.session() as session:
-                session.execute_write(write_one, row)
+    def put(row: dict[str, Any]) -> None:
+        with driver.session() as session:
+            session.execute_write(write_one, row)
 
-    def put_many(lo: int = 0, hi: int | None = None) -> None:
+    def put_many(lo: int, hi: int) -> None:
         with driver.session() as session:
             session.execute_write(lambda tx: tx.run(batch, rows=props[lo:hi]).consume())
 
-    suite.contenders["neo4j driver"] = {"get": get, "put": put, "put_many": put_many}
-    put_many()
-    check_layout(suite, repo, entities, "neo4j driver")
+    suite.contenders["neo4j driver"] = {"get": each(props, get), "put": each(props, put), "put_many": put_many}
+    fill_and_check(suite, repo, entities, ("neo4j driver",))
     suite.notes.append("neo4j: a session and a managed transaction per operation, as the adapter does; batch = UNWIND")

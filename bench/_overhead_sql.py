@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
-from _overhead_common import Context, Suite, Unreachable, check_layout, endpoint, polystore_side
+from _overhead_common import Context, Op, Suite, Unreachable, each, endpoint, fill_and_check, polystore_side
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -53,21 +53,28 @@ def _core(suite: Suite, engine: sa.Engine, table_name: str, ctx: Context, dialec
     select = sa.select(*(table.c[c] for c in COLUMNS)).where(table.c.id == sa.bindparam("k"))
     params = [dict(zip(COLUMNS, row, strict=True)) for row in _params(ctx)]
 
-    def get(lo: int = 0, hi: int | None = None) -> None:
-        for row in params[lo:hi]:
-            with engine.connect() as connection:
-                connection.execute(select, {"k": row["id"]}).first()
+    def get(row: dict[str, Any]) -> None:
+        with engine.connect() as connection:
+            connection.execute(select, {"k": row["id"]}).first()
 
-    def put(lo: int = 0, hi: int | None = None) -> None:
-        for row in params[lo:hi]:
-            with engine.begin() as connection:
-                connection.execute(upsert, row)
+    def put(row: dict[str, Any]) -> None:
+        with engine.begin() as connection:
+            connection.execute(upsert, row)
 
-    def put_many(lo: int = 0, hi: int | None = None) -> None:
+    def put_many(lo: int, hi: int) -> None:
         with engine.begin() as connection:
             connection.execute(upsert, params[lo:hi])
 
-    suite.contenders["sqlalchemy core"] = {"get": get, "put": put, "put_many": put_many}
+    suite.contenders["sqlalchemy core"] = {"get": each(params, get), "put": each(params, put), "put_many": put_many}
+
+
+def _dbapi(connection: Any, select: str, upsert: str, params: list[tuple[Any, ...]], put_many: Op) -> dict[str, Op]:
+    """The DBAPI baseline: one autocommit statement per single operation, ``put_many`` for the batch."""
+    return {
+        "get": each(params, lambda row: connection.execute(select, (row[0],)).fetchone()),
+        "put": each(params, lambda row: connection.execute(upsert, row)),
+        "put_many": put_many,
+    }
 
 
 def build_sqlite(ctx: Context, suite: Suite) -> None:
@@ -91,23 +98,13 @@ def build_sqlite(ctx: Context, suite: Suite) -> None:
     select = f'SELECT {", ".join(COLUMNS)} FROM "{table_name}" WHERE id = ?'
     params = _params(ctx)
 
-    def get(lo: int = 0, hi: int | None = None) -> None:
-        for row in params[lo:hi]:
-            connection.execute(select, (row[0],)).fetchone()
-
-    def put(lo: int = 0, hi: int | None = None) -> None:
-        for row in params[lo:hi]:
-            connection.execute(upsert, row)
-
-    def put_many(lo: int = 0, hi: int | None = None) -> None:
+    def put_many(lo: int, hi: int) -> None:
         connection.execute("BEGIN")
         connection.executemany(upsert, params[lo:hi])
         connection.execute("COMMIT")
 
-    suite.contenders["sqlite3"] = {"get": get, "put": put, "put_many": put_many}
-    for name in ("sqlalchemy core", "sqlite3"):
-        suite.contenders[name]["put_many"](0, len(ctx.data))
-        check_layout(suite, repo, entities, name)
+    suite.contenders["sqlite3"] = _dbapi(connection, select, upsert, params, put_many)
+    fill_and_check(suite, repo, entities, ("sqlalchemy core", "sqlite3"))
 
 
 def build_postgres(ctx: Context, suite: Suite) -> None:
@@ -139,19 +136,9 @@ def build_postgres(ctx: Context, suite: Suite) -> None:
     select = f'SELECT {", ".join(COLUMNS)} FROM "{table_name}" WHERE id = %s'
     params = _params(ctx)
 
-    def get(lo: int = 0, hi: int | None = None) -> None:
-        for row in params[lo:hi]:
-            connection.execute(select, (row[0],)).fetchone()
-
-    def put(lo: int = 0, hi: int | None = None) -> None:
-        for row in params[lo:hi]:
-            connection.execute(upsert, row)
-
-    def put_many(lo: int = 0, hi: int | None = None) -> None:
+    def put_many(lo: int, hi: int) -> None:
         with connection.transaction(), connection.cursor() as cursor:
             cursor.executemany(upsert, params[lo:hi])
 
-    suite.contenders["psycopg"] = {"get": get, "put": put, "put_many": put_many}
-    for name in ("sqlalchemy core", "psycopg"):
-        suite.contenders[name]["put_many"](0, len(ctx.data))
-        check_layout(suite, repo, entities, name)
+    suite.contenders["psycopg"] = _dbapi(connection, select, upsert, params, put_many)
+    fill_and_check(suite, repo, entities, ("sqlalchemy core", "psycopg"))
