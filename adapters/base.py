@@ -128,6 +128,12 @@ class Adapter(ABC):
         self.store = store
         self.shard = shard
         self.options: AdapterOptions = parse_options(type(self).Options, options, store=store, shard=shard)
+        self._open()
+
+    def _open(self) -> None:  # noqa: B027 - optional hook, the backends override it
+        """Set up what the backend needs, once ``url``, ``store``, ``shard`` and the typed
+        ``options`` are in place: subclasses override this hook instead of ``__init__``, so
+        the constructor's signature and option parsing are written once, here."""
 
     # -- lifecycle -------------------------------------------------------------------
     @abstractmethod

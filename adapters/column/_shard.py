@@ -12,7 +12,7 @@ never an offset, and a row written during a scan is seen at most once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Final
 
 from cassandra.cluster import Session
@@ -42,17 +42,14 @@ class CqlShard(ExpiringScan):
     Options: ClassVar[type[AdapterOptions]] = ColumnOptions
     options: ColumnOptions
 
-    def __init__(
-        self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None
-    ) -> None:
-        super().__init__(url, store=store, shard=shard, options=options)
-        target = parse_url(url)
+    def _open(self) -> None:
+        target = parse_url(self.url)
         if target.query:  # URL parameters are options too; the store's own win
             merged = {**dict(target.query), **self.options.model_dump(exclude_unset=True)}
-            self.options = parse_options(ColumnOptions, merged, store=store, shard=shard)
+            self.options = parse_options(ColumnOptions, merged, store=self.store, shard=self.shard)
         self._prefix = self.options.namespace
         self.keyspace = target.keyspace
-        self._connection = Connection(target, self.options, store=store, shard=shard)
+        self._connection = Connection(target, self.options, store=self.store, shard=self.shard)
         self._tables: dict[str, Table] = {}
         self._names: dict[str, str] = {}
         self._lock = threading.Lock()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pymongo
@@ -38,10 +38,7 @@ class DocumentShard(Adapter):
     Options: ClassVar[type[AdapterOptions]] = DocumentOptions
     options: DocumentOptions
 
-    def __init__(
-        self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None
-    ) -> None:
-        super().__init__(url, store=store, shard=shard, options=options)
+    def _open(self) -> None:
         self._prefix = self.options.namespace
         self.client, self.database = self._connect()
         self._entities: dict[str, Entity] = {}
@@ -49,7 +46,10 @@ class DocumentShard(Adapter):
         self._row_locks: bool | None = self.options.row_locks_forced
         self._ferretdb: bool | None = None
         self._locks = RowLocks(
-            self.database[f"{self._prefix}{LOCKS}"], timeout=self.options.lock_timeout, store=store, shard=shard
+            self.database[f"{self._prefix}{LOCKS}"],
+            timeout=self.options.lock_timeout,
+            store=self.store,
+            shard=self.shard,
         )
 
     def _connect(self) -> tuple[pymongo.MongoClient[Doc], Database[Doc]]:

@@ -33,11 +33,8 @@ class GraphSession(Adapter):
     Options: ClassVar[type[AdapterOptions]] = GraphOptions
     options: GraphOptions
 
-    def __init__(
-        self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None
-    ) -> None:
-        super().__init__(url, store=store, shard=shard, options=options)
-        self._lease = DriverLease(url, self.options)
+    def _open(self) -> None:
+        self._lease = DriverLease(self.url, self.options)
         self.driver = self._lease.driver
         self.database = self._lease.database
         self._server = self._lease.server

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, cast
 
 from adapters.base import AdapterOptions, ExpiringScan, ShardInfo
@@ -33,11 +33,8 @@ class RedisShard(ExpiringScan):
     Options: ClassVar[type[AdapterOptions]] = KeyValueOptions
     options: KeyValueOptions
 
-    def __init__(
-        self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None
-    ) -> None:
-        super().__init__(url, store=store, shard=shard, options=options)
-        self.target = parse_url(url)
+    def _open(self) -> None:
+        self.target = parse_url(self.url)
         self.prefix = self.options.namespace + self.target.prefix
         self.cluster = self.target.cluster
         self._meta_key = f"{self.prefix}__ps_meta".encode()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
 import sqlalchemy as sa
@@ -42,10 +42,7 @@ class SqlShard(ExpiringScan):
     Options: ClassVar[type[AdapterOptions]] = RelationalOptions
     options: RelationalOptions
 
-    def __init__(
-        self, url: str, *, store: str, shard: str, options: Mapping[str, Any] | AdapterOptions | None = None
-    ) -> None:
-        super().__init__(url, store=store, shard=shard, options=options)
+    def _open(self) -> None:
         self._prefix = self.options.namespace
         self.engine = self._create_engine()
         self.dialect = self.engine.dialect.name
