@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,18 @@ def cleanup(toolkit: Toolkit, run: str) -> None:
         engine.dispose()
     finally:
         toolkit.close()
+
+
+@contextlib.contextmanager
+def traffic_on(toolkit: Toolkit, run: str, threads: int) -> Iterator[Traffic]:
+    """The mixed traffic over ``toolkit``'s stores (warmed, not started yet); whatever
+    happens inside, ``cleanup(toolkit, run)`` after: a failed run leaves nothing behind."""
+    try:
+        ops = operations(toolkit)
+        warm(ops)
+        yield Traffic(ops, threads=threads)
+    finally:
+        cleanup(toolkit, run)
 
 
 def operations(toolkit: Toolkit) -> dict[str, Callable[[int], object]]:

@@ -25,15 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _resilience_common import (
     CONNECT_TIMEOUT,
     KINDS,
-    Traffic,
     arguments,
     build,
-    cleanup,
     ms,
-    operations,
     percentile,
     stack_urls,
-    warm,
+    traffic_on,
 )
 
 from tests.resilience.helpers import PrivateRedis
@@ -69,10 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with PrivateRedis(tmp) as server:
         breaker = BreakerPolicy(failures=5, window=10.0, cool_down=args.cool_down)
         toolkit = build(tmp, run, {**stack_urls(run), KILLED: server.url}, {KILLED: ResiliencePolicy(breaker=breaker)})
-        try:
-            ops = operations(toolkit)
-            warm(ops)
-            traffic = Traffic(ops, threads=args.threads)
+        with traffic_on(toolkit, run, args.threads) as traffic:
             traffic.start()
             try:
                 time.sleep(0.5)
@@ -93,8 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 traffic.finish()
             health = toolkit.health()[KILLED]
-        finally:
-            cleanup(toolkit, run)
     if opened is None:
         print("the breaker never opened")
         return 1

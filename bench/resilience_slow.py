@@ -30,11 +30,9 @@ from _resilience_common import (
     Traffic,
     arguments,
     build,
-    cleanup,
-    operations,
     stack,
     stack_urls,
-    warm,
+    traffic_on,
 )
 
 from toolkit.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
@@ -100,13 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bulkhead=bulkhead, breaker=BreakerPolicy(enabled=False), retry=RetryPolicy(max_attempts=1)
             )
             toolkit = build(tmp, f"{run}{index}", {**stack_urls(run), SLOW: proxied}, {SLOW: policy})
-            try:
-                ops = operations(toolkit)
-                warm(ops)
-                traffic = Traffic(ops, threads=args.threads)
+            # cleanup(toolkit, run) after: its tables, and the schema the proxied store shares
+            with traffic_on(toolkit, run, args.threads) as traffic:
                 spans = _phases(traffic, proxy, args.delay, pairs, args.phase, args.settle)
-            finally:
-                cleanup(toolkit, run)  # its tables, and the schema the proxied store shares
             normal, slow = spans[0::2], spans[1::2]
             ratios = [
                 _rate(traffic, [b], others) / _rate(traffic, [a], others) for a, b in zip(normal, slow, strict=True)
