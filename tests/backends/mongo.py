@@ -9,6 +9,7 @@ prefix (the ``namespace`` option), and cleanup drops its collections.
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,15 +38,19 @@ def mongo_client(url: str) -> Any:
     return pymongo.MongoClient(url, serverSelectionTimeoutMS=3000, socketTimeoutMS=5000, connectTimeoutMS=3000)
 
 
+def drop_collections(database: Any, prefix: str) -> None:
+    """Drop the collections of ``database`` whose names start with ``prefix``."""
+    for name in database.list_collection_names():
+        if name.startswith(prefix):
+            database.drop_collection(name)
+
+
 def require_mongo(urls: list[str]) -> None:
     """The server answers ping, or the test fails naming it."""
 
     def probe() -> None:
-        client = mongo_client(urls[0])
-        try:
+        with closing(mongo_client(urls[0])) as client:
             client.admin.command("ping")
-        finally:
-            client.close()
 
     require("mongo", probe)
 
@@ -70,12 +75,6 @@ class Mongo(Backend):
         """Drop every collection with this test's prefix (entities and the row-lock table)."""
         if not self.made:
             return
-        client = mongo_client(self.urls[0])
-        try:
+        with closing(mongo_client(self.urls[0])) as client:
             for url in set(self.made.values()):
-                database = client[urlsplit(url).path.lstrip("/")]
-                for name in database.list_collection_names():
-                    if name.startswith(self.prefix):
-                        database.drop_collection(name)
-        finally:
-            client.close()
+                drop_collections(client[urlsplit(url).path.lstrip("/")], self.prefix)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import neo4j
@@ -65,11 +66,8 @@ def require_neo4j(urls: list[str]) -> None:
 
     def probe() -> None:
         for url in dict.fromkeys(urls):
-            driver = neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=5)
-            try:
+            with closing(neo4j.GraphDatabase.driver(url, auth=None, connection_timeout=5)) as driver:
                 driver.verify_connectivity()
-            finally:
-                driver.close()
 
     require("neo4j", probe)
 

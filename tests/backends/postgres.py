@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,16 +17,36 @@ def engine_for(url: str) -> sa.Engine:
     return sa.create_engine(url.split("?")[0].replace("postgresql://", "postgresql+psycopg://"))
 
 
+@contextmanager
+def transaction_on(url: str) -> Iterator[sa.Connection]:
+    """A transaction on a throwaway engine (disposed after): setup, probes and cleanup."""
+    engine = engine_for(url)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def drop_tables(url: str, prefix: str) -> None:
+    """Drop the tables whose names start with ``prefix`` in the shard's schema (its
+    ``?schema=``, else the database's current schema): a test's cleanup."""
+    base, _, schema = url.partition("?schema=")
+    with transaction_on(base) as connection:
+        schema = schema or connection.execute(sa.text("SELECT current_schema()")).scalar_one()
+        tables = connection.execute(
+            sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema}
+        ).scalars()
+        for table in [t for t in tables if t.startswith(prefix)]:
+            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{schema}"."{table}" CASCADE')
+
+
 def require_postgres(urls: list[str]) -> None:
     """The first shard database answers SELECT 1, or the test fails naming the server."""
 
     def probe() -> None:
-        engine = engine_for(urls[0])
-        try:
-            with engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        finally:
-            engine.dispose()
+        with transaction_on(urls[0]) as connection:
+            connection.execute(sa.text("SELECT 1"))
 
     require("postgres", probe)
 
@@ -48,9 +70,5 @@ class Postgres(Backend):
     def cleanup(self) -> None:
         for url in set(self.made.values()):
             base, _, schema = url.partition("?schema=")
-            engine = engine_for(base)
-            try:
-                with engine.begin() as connection:
-                    connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            finally:
-                engine.dispose()
+            with transaction_on(base) as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -8,6 +8,7 @@ tags. Every test writes under a fresh namespace, and cleanup deletes its keys.
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 import redis
@@ -33,11 +34,8 @@ def require_redis(urls: list[str]) -> None:
 
     def probe() -> None:
         for url in urls:
-            client = redis.Redis.from_url(url, socket_connect_timeout=3)
-            try:
+            with closing(redis.Redis.from_url(url, socket_connect_timeout=3)) as client:
                 client.ping()
-            finally:
-                client.close()
 
     require("redis", probe)
 
@@ -52,6 +50,12 @@ def delete_matching(client: Any, pattern: str) -> None:
     """Delete every key matching ``pattern`` (on every master, for a cluster client)."""
     for key in list(client.scan_iter(match=pattern, count=1000)):
         client.delete(key)
+
+
+def clear_redis(url: str, pattern: str) -> None:
+    """Delete every key matching ``pattern`` on one standalone instance (a test's cleanup)."""
+    with closing(redis.Redis.from_url(url, socket_connect_timeout=3)) as client:
+        delete_matching(client, pattern)
 
 
 class Redis(Backend):
@@ -73,11 +77,7 @@ class Redis(Backend):
 
     def cleanup(self) -> None:
         for url in set(self.made.values()):
-            client = redis.Redis.from_url(url, socket_connect_timeout=3)
-            try:
-                delete_matching(client, f"*{self.prefix}*")
-            finally:
-                client.close()
+            clear_redis(url, f"*{self.prefix}*")
 
 
 class RedisCluster(Backend):
@@ -90,11 +90,8 @@ class RedisCluster(Backend):
         self.cluster = redis_cluster_url()
 
         def probe() -> None:
-            client = cluster_client(self.cluster)
-            try:
+            with closing(cluster_client(self.cluster)) as client:
                 client.ping()
-            finally:
-                client.close()
 
         require("redis-cluster", probe)
 
@@ -109,8 +106,5 @@ class RedisCluster(Backend):
     def cleanup(self) -> None:
         if not self.made:
             return
-        client = cluster_client(self.cluster)
-        try:
+        with closing(cluster_client(self.cluster)) as client:
             delete_matching(client, f"*{self.prefix}*")
-        finally:
-            client.close()

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import redis
-import sqlalchemy as sa
 
 from tests.backends.cassandra import Cassandra
-from tests.backends.mongo import Mongo, mongo_client
+from tests.backends.mongo import Mongo, drop_collections, mongo_client
 from tests.backends.neo4j import Neo4j
-from tests.backends.postgres import Postgres, engine_for
-from tests.backends.redis import Redis, delete_matching
+from tests.backends.postgres import Postgres, drop_tables
+from tests.backends.redis import Redis, clear_redis
 from tests.examples.shop_checks import exercise
 from toolkit import Toolkit
 from toolkit.config import load_config, sqlite_url
@@ -75,39 +74,13 @@ def drop_namespace(toolkit: Toolkit, namespace: str) -> None:
         store = toolkit.store(store_name)
         for shard in config.shards:
             if store.kind == "relational":
-                _drop_tables(shard.url, namespace)
+                drop_tables(shard.url, namespace)
             elif store.kind == "keyvalue":
-                client = redis.Redis.from_url(shard.url, socket_connect_timeout=3)
-                try:
-                    delete_matching(client, f"*{namespace}*")
-                finally:
-                    client.close()
+                clear_redis(shard.url, f"*{namespace}*")
             elif store.kind == "document":
-                client = mongo_client(shard.url)
-                try:
-                    database = client[urlsplit(shard.url).path.lstrip("/")]
-                    for collection in database.list_collection_names():
-                        if collection.startswith(namespace):
-                            database.drop_collection(collection)
-                finally:
-                    client.close()
+                with closing(mongo_client(shard.url)) as client:
+                    drop_collections(client[urlsplit(shard.url).path.lstrip("/")], namespace)
             else:  # column and graph: the adapter drops an entity's table or label
                 for entity in ENTITIES:
                     if entity.__schema__.store == store_name:
                         store.adapter(shard.name).drop(entity.__schema__)
-
-
-def _drop_tables(url: str, namespace: str) -> None:
-    """The tables whose names start with ``namespace`` in the shard's schema."""
-    base, _, schema = url.partition("?schema=")
-    engine = engine_for(base)
-    try:
-        with engine.begin() as connection:
-            schema = schema or connection.execute(sa.text("SELECT current_schema()")).scalar_one()
-            tables = connection.execute(
-                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema}
-            ).scalars()
-            for table in [t for t in tables if t.startswith(namespace)]:
-                connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{schema}"."{table}" CASCADE')
-    finally:
-        engine.dispose()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
-import redis
 import sqlalchemy as sa
 
 from tests.backends.cassandra import Cassandra
-from tests.backends.mongo import Mongo, mongo_client
+from tests.backends.mongo import Mongo, drop_collections, mongo_client
 from tests.backends.neo4j import Neo4j, sweep
-from tests.backends.postgres import Postgres, engine_for
-from tests.backends.redis import Redis, delete_matching
+from tests.backends.postgres import Postgres, drop_tables
+from tests.backends.redis import Redis, clear_redis
 from tests.servers import ROOT
 from toolkit import Toolkit
 from toolkit.config import parse_config
@@ -51,30 +51,10 @@ def checkout_toolkit(namespace: str) -> Toolkit:
     return Toolkit(dataclasses.replace(config, stores=stores))
 
 
-def _drop_sql_tables(url: str, prefix: str) -> None:
-    """Drop the tables whose names start with ``prefix`` in the shard's current schema."""
-    engine = engine_for(url)
-    try:
-        with engine.begin() as connection:
-            tables = connection.execute(
-                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-            ).scalars()
-            for table in [t for t in tables if t.startswith(prefix)]:
-                connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
-    finally:
-        engine.dispose()
-
-
 def _drop_collections(url: str, prefix: str) -> None:
     """Drop the collections whose names start with ``prefix`` in the shard's database."""
-    client = mongo_client(url)
-    try:
-        database = client.get_default_database()
-        for name in database.list_collection_names():
-            if name.startswith(prefix):
-                database.drop_collection(name)
-    finally:
-        client.close()
+    with closing(mongo_client(url)) as client:
+        drop_collections(client.get_default_database(), prefix)
 
 
 def fresh_namespace(prefix: str) -> Iterator[str]:
@@ -93,13 +73,9 @@ def cleanup_checkout(namespace: str) -> None:
     toolkit = checkout_toolkit(namespace)
     try:
         for url in toolkit.store("checkout_orders").shard_urls.values():
-            _drop_sql_tables(url, namespace)
+            drop_tables(url, namespace)
         for url in toolkit.store("checkout_stock").shard_urls.values():
-            client = redis.Redis.from_url(url, socket_connect_timeout=3)
-            try:
-                delete_matching(client, f"*{namespace}*")
-            finally:
-                client.close()
+            clear_redis(url, f"*{namespace}*")
         for url in toolkit.store("checkout_documents").shard_urls.values():
             _drop_collections(url, namespace)
         events = toolkit.store("checkout_events")
