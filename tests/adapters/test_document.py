@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pymongo
 import pytest
 from bson.errors import BSONError, InvalidDocument
 from hypothesis import given, settings
@@ -34,8 +33,7 @@ from adapters.document._filters import safe_match
 from adapters.document._scalars import decimal_from_key, decimal_key, decode, encode
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import token
-from tests.backends.mongo import mongo_urls, with_database
-from tests.servers import require
+from tests.backends.mongo import mongo_urls, require_mongo, with_database
 from toolkit import Entity
 from toolkit.errors import (
     ConfigError,
@@ -272,15 +270,7 @@ def _row(schema: Any, **values: Any) -> dict[str, Any]:
 @pytest.fixture
 def adapter() -> Iterator[DocumentAdapter]:
     url = mongo_urls()[0]
-
-    def probe() -> None:
-        client: Any = pymongo.MongoClient(url, serverSelectionTimeoutMS=3000)
-        try:
-            client.admin.command("ping")
-        finally:
-            client.close()
-
-    require("mongo", probe)
+    require_mongo([url])
     prefix = f"a{uuid.uuid4().hex[:10]}_"
     built = DocumentAdapter(url, store="docs", shard="s0", options={"namespace": prefix})
     built.ensure(DOC, with_token=True)
@@ -504,15 +494,7 @@ def test_put_many_replaces_more_rows_than_ferretdbs_pool_without_wedging_it() ->
     database: then restart it, `stack/stack down mongo && stack/stack up mongo`).
     """
     base = mongo_urls()[0]
-
-    def probe() -> None:
-        client: Any = pymongo.MongoClient(base, serverSelectionTimeoutMS=3000)
-        try:
-            client.admin.command("ping")
-        finally:
-            client.close()
-
-    require("mongo", probe)
+    require_mongo([base])
     url = with_database(base, f"ps_bulk_{uuid.uuid4().hex[:10]}")
     adapter = DocumentAdapter(url, store="docs", shard="s0", options={"namespace": "b_", "timeout": 20})
     answering = False

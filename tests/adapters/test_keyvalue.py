@@ -28,6 +28,7 @@ from adapters.keyvalue._values import token_hex as _token_hex
 from sharding.base import KeyRange, TokenRange
 from sharding.keys import MAX_TOKEN, MIN_TOKEN, decimal_order_bytes, encode_key
 from tests.backends.redis import redis_cluster_url, redis_urls
+from tests.safety.order import assert_sorts_like_values_and_prefix_free
 from tests.servers import require
 from toolkit import Entity
 from toolkit.errors import ConfigError, NotFoundError, QueryError, StoreError, StoreTimeout, StoreUnavailable
@@ -181,12 +182,7 @@ def test_ordered_encoding_sorts_like_python_and_is_prefix_free(kind: str) -> Non
     @settings(max_examples=300, deadline=None)
     @given(_KEY_VALUES[kind], _KEY_VALUES[kind])
     def check(a: Any, b: Any) -> None:
-        ea, eb = _ordered(a), _ordered(b)
-        assert (a < b) == (ea < eb)
-        assert (a == b) == (ea == eb)
-        if ea != eb:
-            assert not eb.startswith(ea)
-            assert not ea.startswith(eb)
+        assert_sorts_like_values_and_prefix_free(a, b, _ordered(a), _ordered(b))
 
     check()
 

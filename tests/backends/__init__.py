@@ -2,7 +2,7 @@
 
 The contract suite, the rebalance tests, the saga tests and the integration tests all
 take their shards from here. A module defines a subclass of ``Backend`` (with ``name``,
-``scheme``, ``kind`` and the pytest marker of the server it needs); nothing else needs
+``scheme``, ``kind`` and the pytest marker of the server it needs, as class keywords); nothing else needs
 editing. A backend isolates each test (a fresh prefix for tables, keys, collections,
 labels) and cleans up with its own driver connection, never through an adapter's
 internals, so the tests use polystore only through its public API.
@@ -48,6 +48,14 @@ class Backend:
     kind: ClassVar[str] = "relational"
     marker: ClassVar[str | None] = None
     """The pytest marker of the server it needs (``None``: embedded, no server)."""
+
+    def __init_subclass__(
+        cls, *, name: str, scheme: str, kind: str = "relational", marker: str | None = None, **kwargs: Any
+    ) -> None:
+        """A backend says what it is in its class line (``class Mongo(Backend, name="mongo", ...)``),
+        so each description is one line, not four attributes repeated in every module."""
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.scheme, cls.kind, cls.marker = name, scheme, kind, marker
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp

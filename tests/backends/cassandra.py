@@ -113,12 +113,7 @@ def _empty(qualified: str) -> None:
         execute_concurrent_with_args(session(), delete, keys, concurrency=64)
 
 
-class Cassandra(Backend):
-    name = "cassandra"
-    scheme = "cassandra"
-    kind = "column"
-    marker = "cassandra"
-
+class Cassandra(Backend, name="cassandra", scheme="cassandra", kind="column", marker="cassandra"):
     def __init__(self, tmp: Path) -> None:
         super().__init__(tmp)
         current = os.environ.get("PYTEST_CURRENT_TEST", "")

@@ -55,12 +55,7 @@ def require_mongo(urls: list[str]) -> None:
     require("mongo", probe)
 
 
-class Mongo(Backend):
-    name = "mongo"
-    scheme = "mongodb"
-    kind = "document"
-    marker = "mongo"
-
+class Mongo(Backend, name="mongo", scheme="mongodb", kind="document", marker="mongo"):
     def connect(self) -> None:
         self.urls = mongo_urls()
         require_mongo(self.urls)

@@ -72,12 +72,7 @@ def require_neo4j(urls: list[str]) -> None:
     require("neo4j", probe)
 
 
-class Neo4j(Backend):
-    name = "neo4j"
-    scheme = "bolt"
-    kind = "graph"
-    marker = "neo4j"
-
+class Neo4j(Backend, name="neo4j", scheme="bolt", kind="graph", marker="neo4j"):
     def __init__(self, tmp: Path) -> None:
         super().__init__(tmp)
         self.prefix = _NAMESPACE

@@ -51,11 +51,7 @@ def require_postgres(urls: list[str]) -> None:
     require("postgres", probe)
 
 
-class Postgres(Backend):
-    name = "postgres"
-    scheme = "postgresql"
-    marker = "postgres"
-
+class Postgres(Backend, name="postgres", scheme="postgresql", marker="postgres"):
     def connect(self) -> None:
         _, self.urls = postgres_urls()
         require_postgres(self.urls)

@@ -58,12 +58,7 @@ def clear_redis(url: str, pattern: str) -> None:
         delete_matching(client, pattern)
 
 
-class Redis(Backend):
-    name = "redis"
-    scheme = "redis"
-    kind = "keyvalue"
-    marker = "redis"
-
+class Redis(Backend, name="redis", scheme="redis", kind="keyvalue", marker="redis"):
     def connect(self) -> None:
         self.urls = redis_urls()
         require_redis(self.urls)
@@ -80,12 +75,7 @@ class Redis(Backend):
             clear_redis(url, f"*{self.prefix}*")
 
 
-class RedisCluster(Backend):
-    name = "redis_cluster"
-    scheme = "redis-cluster"
-    kind = "keyvalue"
-    marker = "redis"
-
+class RedisCluster(Backend, name="redis_cluster", scheme="redis-cluster", kind="keyvalue", marker="redis"):
     def connect(self) -> None:
         self.cluster = redis_cluster_url()
 

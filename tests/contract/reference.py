@@ -11,14 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from adapters.base import sort_key
+from tests.contract.conftest import Backend
 from toolkit import Entity, Repository
 from toolkit.repository import parse_order, parse_where
 
 
 def assert_matches_reference(
-    repository: Repository[Any], data: Sequence[Entity], where: dict[str, Any], order: list[str], limit: int | None
+    backend: Backend, data: Sequence[Entity], where: dict[str, Any], order: list[str], limit: int | None
 ) -> None:
-    """``find`` returns the reference's ids in its order, and ``count`` its number of rows."""
+    """Once ``data`` is put on three shards, ``find`` returns the reference's ids in its
+    order, and ``count`` its number of rows."""
+    repository: Repository[Any] = backend.toolkit(shards=3).repository(type(data[0]))
+    repository.put_many(data)
     filters = parse_where(where)
     rows = [entity.model_dump() for entity in data if all(f.matches(entity.model_dump()) for f in filters)]
     rows.sort(key=sort_key(repository.schema, parse_order(order)))

@@ -235,10 +235,7 @@ QUERIES: list[tuple[dict[str, Any], list[str], int | None]] = [
 def test_find_matches_the_reference_semantics(
     backend: Backend, where: dict[str, Any], order: list[str], limit: int | None
 ) -> None:
-    items = backend.toolkit(shards=3).repository(Item)
-    data = _dataset(300, seed=7)
-    items.put_many(data)
-    assert_matches_reference(items, data, where, order, limit)
+    assert_matches_reference(backend, _dataset(300, seed=7), where, order, limit)
 
 
 def test_limit_zero_and_bad_queries(backend: Backend) -> None:

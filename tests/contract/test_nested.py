@@ -105,10 +105,7 @@ NESTED_QUERIES: list[tuple[dict[str, Any], list[str], int | None]] = [
 def test_nested_filters_match_the_reference_semantics(
     backend: Backend, where: dict[str, Any], order: list[str], limit: int | None
 ) -> None:
-    profiles = backend.toolkit(shards=3).repository(Profile)
-    data = _profiles(120, seed=11)
-    profiles.put_many(data)
-    assert_matches_reference(profiles, data, where, order, limit)
+    assert_matches_reference(backend, _profiles(120, seed=11), where, order, limit)
 
 
 @pytest.mark.capability(Capability.NESTED_FILTERS)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sharding.core.errors import InvalidKeyError
 from sharding.keys import canonical_decimal, decimal_from_order_bytes, decimal_order_bytes, encode_key
+from tests.safety.order import assert_sorts_like_values_and_prefix_free
 from tests.safety.strategies import key_decimals
 
 _finite = st.decimals(allow_nan=False, allow_infinity=False) | key_decimals
@@ -27,11 +28,7 @@ _long = st.builds(
 @given(_finite | _long, _finite | _long)
 def test_order_bytes_sort_like_the_numbers_and_are_prefix_free(a: decimal.Decimal, b: decimal.Decimal) -> None:
     ea, eb = decimal_order_bytes(a), decimal_order_bytes(b)
-    assert (ea < eb) == (a < b)
-    assert (ea == eb) == (a == b)
-    if ea != eb:
-        assert not ea.startswith(eb)
-        assert not eb.startswith(ea)
+    assert_sorts_like_values_and_prefix_free(a, b, ea, eb)
     assert decimal_from_order_bytes(ea) == a
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from sharding import MAX_TOKEN, MIN_TOKEN, HashRouter, KeyConstraint, Router, TokenRange, router_from_spec, token
 from sharding.base import Move
+from tests.sharding.moves import assert_one_move_iff_owner_changes
 from tests.sharding.strategies import hash_routers, keys, shard_names, slot_counts, weight_maps
 from toolkit.errors import RoutingError, TopologyError
 
@@ -174,13 +175,7 @@ def test_moves_cover_exactly_the_keys_that_change_owner(data: st.DataObject) -> 
     moves = before.moves_to(after)
     rng = random.Random(data.draw(st.integers(0, 2**32)))
     for key in rng.sample(SAMPLE, 300):
-        tok = token(key)
-        covering = [move for move in moves if tok in move.span]
-        if before.shard_for(key) == after.shard_for(key):
-            assert covering == []
-        else:
-            assert len(covering) == 1
-            assert (covering[0].source, covering[0].target) == (before.shard_for(key), after.shard_for(key))
+        assert_one_move_iff_owner_changes(before, after, moves, key, token(key))
     check_moves_are_grouped(moves)
     assert sum(move.share for move in moves) == pytest.approx(
         sum(move.span.fraction() for move in moves if isinstance(move.span, TokenRange))

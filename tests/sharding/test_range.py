@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from sharding import KeyConstraint, KeyRange, RangeRouter, Router, encode_key, router_from_spec
 from tests.safety.strategies import key_decimals
+from tests.sharding.moves import assert_one_move_iff_owner_changes
 from tests.sharding.strategies import int_keys, int_range_routers
 from toolkit.errors import InvalidKeyError, RoutingError, TopologyError
 
@@ -188,12 +189,7 @@ def test_query_narrowing_never_misses_a_shard(
 def test_moves_cover_exactly_the_keys_that_change_owner(before: RangeRouter, after: RangeRouter) -> None:
     moves = before.moves_to(after)
     for key in range(-1100, 1101, 3):
-        covering = [move for move in moves if key in move.span]
-        if before.shard_for(key) == after.shard_for(key):
-            assert covering == []
-        else:
-            assert len(covering) == 1
-            assert (covering[0].source, covering[0].target) == (before.shard_for(key), after.shard_for(key))
+        assert_one_move_iff_owner_changes(before, after, moves, key, key)
     for left, right in pairwise(moves):  # merged and ordered
         assert isinstance(left.span, KeyRange)
         assert isinstance(right.span, KeyRange)
