@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, TypeAlias
 
+from adapters._scans import check_batch_size, check_token_scan
 from adapters.base import TOKEN_FIELD, Capability, Filter, Query, Row
 from adapters.column._codecs import skey_prefix
 from adapters.column._errors import ERRORS
@@ -231,13 +232,11 @@ class ColumnAdapter(CqlShard):
         self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int, *, expiring: bool
     ) -> Iterator[list[Row]]:
         table = self._table(schema)
-        if batch_size < 1:
-            raise QueryError(f"batch_size must be positive, not {batch_size}")
+        check_batch_size(batch_size)
         clauses: list[str] = []
         params: list[Any] = []
         if tokens is not None:
-            if not table.with_token:
-                raise QueryError(f"{schema.name}: a token range scan needs a hash-routed store")
+            check_token_scan(schema.name, tokens, with_token=table.with_token)
             if tokens.start >= tokens.end:
                 return
             bound(clauses, params, TOKEN_FIELD, tokens.start, tokens.end - 1)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Final
 from pymongo import ReplaceOne
 from pymongo import errors as mongo_errors
 
+from adapters._scans import check_batch_size
 from adapters.base import Capability, Filter, Query, Row
 from adapters.document import _queries as q
 from adapters.document._entity import Entity
@@ -34,7 +35,7 @@ from adapters.document._json import Doc
 from adapters.document._schema import SchemaOps
 from adapters.document._updates import UpdateOps
 from sharding.base import KeyRange, TokenRange
-from sharding.core.errors import QueryError, StoreError
+from sharding.core.errors import StoreError
 from sharding.core.limits import DEFAULT_LIMITS, ValueLimits
 from sharding.core.model import EntitySchema
 
@@ -188,8 +189,7 @@ class DocumentAdapter(UpdateOps, SchemaOps):
         batch_size: int = 500,
     ) -> Iterator[list[Row]]:
         entity = self._entity(schema)
-        if batch_size < 1:
-            raise QueryError(f"batch_size must be positive, not {batch_size}")
+        check_batch_size(batch_size)
         bounds = q.scan_bounds(entity, tokens, keys)
         if bounds is None:
             return

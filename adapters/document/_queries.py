@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import pymongo
 
+from adapters._scans import check_token_scan
 from adapters.base import TOKEN_FIELD, Filter, Order
 from adapters.document._entity import Entity
 from adapters.document._filters import JsonPath, Plan, all_of, scalar_clause, tuple_compare
@@ -88,8 +89,7 @@ def scan_bounds(entity: Entity, tokens: TokenRange | None, keys: KeyRange | None
     """The conditions of a token and/or shard-key range scan; None if the range is empty."""
     bounds: list[Doc] = []
     if tokens is not None:
-        if not entity.with_token:
-            raise QueryError(f"{entity.schema.name}: a token range scan needs a hash-routed store")
+        check_token_scan(entity.schema.name, tokens, with_token=entity.with_token)
         if tokens.end <= tokens.start:
             return None
         span: Doc = {"$gte": max(tokens.start, _MIN_TOKEN)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from adapters._scans import check_batch_size, check_token_scan
 from adapters.base import TOKEN_FIELD, Filter, Order
 from adapters.graph._cypher import Params, columns, lex, tick
 from adapters.graph._label import Label
@@ -106,10 +107,8 @@ def order(label: Label, items: Sequence[Order]) -> str:
 def check_scan(label: Label, tokens: TokenRange | None, batch_size: int, *, with_token: bool) -> None:
     """A scan's arguments: a positive batch size, and a token range only over rows that
     carry their token (a hash-routed store's)."""
-    if batch_size < 1:
-        raise QueryError(f"batch_size must be positive, not {batch_size}")
-    if tokens is not None and not with_token:
-        raise QueryError(f"{label.schema.name}: a token range scan needs a hash-routed store")
+    check_batch_size(batch_size)
+    check_token_scan(label.schema.name, tokens, with_token=with_token)
 
 
 def scan_order(label: Label, tokens: TokenRange | None) -> list[str]:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
+from adapters._scans import check_batch_size, check_token_scan
 from adapters.base import EXPIRES_FIELD, Filter, Query, Row, sort_key
 from adapters.keyvalue import _scripts as lua
 from adapters.keyvalue._errors import ERRORS
@@ -314,10 +315,8 @@ class QueryOps(RedisShard):
         self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int, *, expiring: bool
     ) -> Iterator[list[Row]]:
         layout = self._get_layout(schema)
-        if batch_size < 1:
-            raise QueryError(f"batch_size must be positive, not {batch_size}")
-        if tokens is not None and not layout.with_token:
-            raise QueryError(f"{schema.name}: a token range scan needs a hash-routed store")
+        check_batch_size(batch_size)
+        check_token_scan(schema.name, tokens, with_token=layout.with_token)
         if keys is not None:
             keys = KeyRange(utc_key(keys.lower), utc_key(keys.upper))
         key_span = self._key_span(layout, keys) if keys is not None and tokens is None else None

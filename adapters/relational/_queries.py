@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters._scans import check_batch_size
 from adapters.base import Filter, Query, Row
 from adapters.relational._json import json_filter
 from adapters.relational._shard import SqlShard
@@ -106,8 +107,7 @@ class QueryOps(SqlShard):
     ) -> Iterator[list[Row]]:
         """``scan``; with ``expiring``, rows also carry ``_ps_expires`` (``scan_expiring``)."""
         tables = self._tableset(schema)
-        if batch_size < 1:
-            raise QueryError(f"batch_size must be positive, not {batch_size}")
+        check_batch_size(batch_size)
         bounds = tables.range_bounds(schema.name, tokens, keys)
         order_columns = tables.range_order(tokens)
         selected = sa.select(*tables.read_columns, tables.expires) if expiring else tables.select()

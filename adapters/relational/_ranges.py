@@ -38,11 +38,11 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
+from adapters._scans import check_batch_size
 from adapters.base import RangeChecksum
 from adapters.relational._shard import SqlShard
 from adapters.relational._tables import TableSet
 from sharding.base import KeyRange, TokenRange
-from sharding.core.errors import QueryError
 from sharding.core.model import EntitySchema
 
 __all__ = ["RangeOps", "fingerprint", "roomy_cache"]
@@ -168,8 +168,8 @@ class RangeOps(SqlShard):
     ) -> int | None:
         if self.dialect not in ("sqlite", "postgresql"):
             return None
-        if batch_size is not None and batch_size < 1:
-            raise QueryError(f"batch_size must be positive, not {batch_size}")
+        if batch_size is not None:
+            check_batch_size(batch_size)
         if self.may_have_edges(schema):  # nodes must take their edges along: the row path does
             return None
         tables = self._tableset(schema)

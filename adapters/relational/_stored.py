@@ -27,12 +27,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters._scans import check_batch_size
 from adapters.base import TOKEN_FIELD
 from adapters.relational._ranges import fingerprint, roomy_cache
 from adapters.relational._shard import SqlShard
 from adapters.relational._tables import TableSet
 from sharding.base import KeyRange, TokenRange
-from sharding.core.errors import QueryError
 from sharding.core.model import EntitySchema
 from sharding.keys import token
 
@@ -72,8 +72,7 @@ class StoredCopy(SqlShard):
     ) -> Iterator[list[tuple[Any, ...]]]:
         if self.stored_layout(schema) is None:
             raise self._unsupported("a stored-form copy")
-        if batch_size < 1:
-            raise QueryError(f"batch_size must be positive, not {batch_size}")
+        check_batch_size(batch_size)
         if self.dialect == "postgresql":
             yield from self._pg_scan_stored(schema, tokens, keys, batch_size)
             return
