@@ -571,9 +571,11 @@ public method outside it. Code above the adapters calls nothing else on an adapt
 
 
 class ExpiringScan(Adapter):
-    """For TTL adapters whose one scan loop can read each row's expiry along with it:
-    ``scan`` and ``scan_expiring`` are the same walk, with or without EXPIRES_FIELD, so
-    an adapter writes the loop once (``_scan_rows``) instead of three entry points."""
+    """For adapters whose one scan loop serves both ``scan`` and ``scan_expiring``: the
+    same walk, with or without EXPIRES_FIELD, so an adapter writes the loop once
+    (``_scan_rows``) instead of repeating the entry points' signatures. A TTL adapter
+    reads each row's expiry along with it; one without TTL ignores ``expiring`` (its
+    rows never expire, so ``scan_expiring`` is ``scan``, as the default says)."""
 
     @abstractmethod
     def _scan_rows(

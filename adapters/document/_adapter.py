@@ -26,7 +26,7 @@ from pymongo import ReplaceOne
 from pymongo import errors as mongo_errors
 
 from adapters._scans import check_batch_size
-from adapters.base import Capability, Filter, Query, Row
+from adapters.base import Capability, ExpiringScan, Filter, Query, Row
 from adapters.document import _queries as q
 from adapters.document._entity import Entity
 from adapters.document._errors import all_duplicates
@@ -49,7 +49,7 @@ matched replacements in one command, summed over concurrent commands on one data
 deadlock FerretDB 1.24's SQLite pool)."""
 
 
-class DocumentAdapter(UpdateOps, SchemaOps):
+class DocumentAdapter(UpdateOps, SchemaOps, ExpiringScan):
     """One shard in one MongoDB database. See ``adapters.document``."""
 
     capabilities: ClassVar[Capability] = (
@@ -180,14 +180,10 @@ class DocumentAdapter(UpdateOps, SchemaOps):
                 return entity.collection.count_documents(plan.query)
             return sum(1 for doc in entity.collection.find(plan.query) if plan.accepts(entity.row(doc)))
 
-    def scan(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
+    def _scan_rows(
+        self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int, *, expiring: bool
     ) -> Iterator[list[Row]]:
+        # No TTL here: no row expires, so ``expiring`` (scan_expiring) adds nothing.
         entity = self._entity(schema)
         check_batch_size(batch_size)
         bounds = q.scan_bounds(entity, tokens, keys)

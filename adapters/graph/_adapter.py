@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import neo4j
 
-from adapters.base import Capability, Filter, Query, Row, sort_key
+from adapters.base import Capability, ExpiringScan, Filter, Query, Row, sort_key
 from adapters.graph import _queries as q
 from adapters.graph._cypher import Params, tick
 from adapters.graph._graph import GraphOps
@@ -34,7 +34,7 @@ from sharding.core.model import EntitySchema
 __all__ = ["GraphAdapter"]
 
 
-class GraphAdapter(GraphOps, SchemaOps):
+class GraphAdapter(GraphOps, SchemaOps, ExpiringScan):
     """One shard on one Neo4j server (or one label prefix of it). See ``adapters.graph``."""
 
     capabilities: ClassVar[Capability] = Capability.GRAPH | Capability.ATOMIC_INCREMENT | Capability.PARTIAL_UPDATE
@@ -124,14 +124,10 @@ class GraphAdapter(GraphOps, SchemaOps):
         found = self._records(f"MATCH (n:{label.q}) {where}RETURN count(n) AS c", params.values)
         return int(found[0]["c"])
 
-    def scan(
-        self,
-        schema: EntitySchema,
-        *,
-        tokens: TokenRange | None = None,
-        keys: KeyRange | None = None,
-        batch_size: int = 500,
+    def _scan_rows(
+        self, schema: EntitySchema, tokens: TokenRange | None, keys: KeyRange | None, batch_size: int, *, expiring: bool
     ) -> Iterator[list[Row]]:
+        # No TTL here: no row expires, so ``expiring`` (scan_expiring) adds nothing.
         label = self._label(schema)
         q.check_scan(label, tokens, batch_size, with_token=self._with_token.get(label.name, True))
         # A decimal shard key is stored as text: its bounds are checked in Python over a
