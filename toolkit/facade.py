@@ -18,24 +18,29 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Final, TypeVar
 
+from sharding import rebalance
 from sharding.base import ShardId
 from sharding.keys import encode_key
+from toolkit import catalog, routing, saga
 from toolkit.catalog import Catalog
 from toolkit.config import Config, StoreConfig, load_config
 from toolkit.errors import ConfigError, TopologyError
 from toolkit.model import Entity, schema_of
 from toolkit.repository import Repository
+from toolkit.resilience import StoreHealth
+from toolkit.saga import SagaCoordinator
 from toolkit.stores import Store
 
-if TYPE_CHECKING:
-    from toolkit.resilience import StoreHealth
-    from toolkit.saga import SagaCoordinator
-
-__all__ = ["Directory", "Toolkit"]
+__all__ = ["CATALOG_PARTS", "Directory", "Toolkit"]
 
 E = TypeVar("E", bound=Entity)
+
+CATALOG_PARTS: Final = (catalog, routing, saga, rebalance)
+"""Every part that keeps tables in the catalog. Importing them registers those tables on
+the catalog's one MetaData, so a Toolkit's catalog creates them all when it opens (see
+``toolkit.catalog``); a new part with tables joins this list."""
 
 
 class Toolkit:
@@ -117,8 +122,6 @@ class Toolkit:
         """The saga coordinator bound to this toolkit (created on first use; see toolkit.saga)."""
         found: SagaCoordinator | None = self.__dict__.get("_sagas")
         if found is None:
-            from toolkit.saga import SagaCoordinator
-
             with self._lock:
                 found = self.__dict__.get("_sagas") or SagaCoordinator(self)
                 self.__dict__["_sagas"] = found

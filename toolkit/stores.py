@@ -1,4 +1,4 @@
-"""A store at run time: its current topology, its router and one adapter per shard.
+"""A store at run time: its routing state, its router and one adapter per shard.
 
 The catalog's topology is the truth about where a store's data lives; polystore.toml
 only seeds it (epoch 1). When the two disagree the catalog wins and a
@@ -7,13 +7,15 @@ rebalance would read the wrong shards.
 
 A store follows the catalog without a restart: ``poll()`` (called on every repository
 operation, a clock read when nothing is due) asks the catalog at most every
-``poll_interval`` seconds for the store's epoch, directory version and in-flight
-rebalance phase, in one query, and rebuilds the router when they changed. While a
-rebalance is in flight, ``moving`` describes it (see ``sharding.rebalance``).
+``poll_interval`` seconds for the store's epoch, directory version and rebalance in
+flight, in one query, and rebuilds its ``RoutingState`` (``toolkit.routing``) when they
+changed. Repositories route by that state; ``write_route`` waits while it holds a key.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import threading
 import time
@@ -21,24 +23,30 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import Adapter
+from adapters.base import Adapter, Capability
 from adapters.registry import adapter_class, scheme_of
-from sharding import Router, router_from_config, router_from_spec
+from sharding import Router, router_from_config
 from sharding.base import ShardId
-from sharding.rebalance._journal import Journal, RoutingState, ensure_tables, routing_state
-from sharding.rebalance._view import Moving, moving_view
+from sharding.keys import encode_key
 from toolkit.catalog import Catalog, Topology
 from toolkit.config import StoreConfig
-from toolkit.errors import TopologyError
+from toolkit.errors import StoreUnavailable, TopologyError
 from toolkit.model import EntitySchema
 from toolkit.resilience import StoreGuard, StoreHealth, guard_adapter
+from toolkit.routing import RoutingState, RoutingView, WriteRoute
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "Store", "TopologyDriftWarning"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "FENCE_TIMEOUT", "Store", "TopologyDriftWarning"]
 
 DEFAULT_POLL_INTERVAL = float(os.environ.get("POLYSTORE_POLL_MS", "100")) / 1000
 """How stale a store's view of its topology may get (seconds). ``polystore rebalance``
 waits longer than this between phases (its ``settle`` time), so every process has seen a
 phase before the next one starts."""
+
+FENCE_TIMEOUT = 60.0
+"""Seconds a write of a key in a moving range waits for a rebalance's fence to lift
+before failing with a retryable StoreUnavailable (the fence normally lasts one final
+compare of the moving rows; a rebalance killed while fenced keeps it until resumed or
+aborted)."""
 
 
 class TopologyDriftWarning(UserWarning):
@@ -62,17 +70,12 @@ class Store:
         self.poll_interval = DEFAULT_POLL_INTERVAL
         self._next_poll = 0.0
         self._poll_lock = threading.Lock()
-        self.moving: Moving | None = None
-        self._plans: dict[str, Mapping[str, Any]] = {}
         fresh = router_from_config(config.router.type, [shard.name for shard in config.shards], config.router.options)
         topology = catalog.register(self.name, self.kind, config.shard_urls, fresh.to_spec())
         if fresh.kind == "directory" and topology.epoch == 1 and config.router.options.get("entries"):
             self._seed_directory(fresh)
         self._check_drift(topology, fresh.to_spec())
-        self.topology = topology
-        self.router: Router = self._build_router(topology)
-        ensure_tables(catalog.engine)
-        self._state: RoutingState | None = None
+        self._view = RoutingView(catalog, topology)
         self.refresh()
 
     def _seed_directory(self, router: Router) -> None:
@@ -91,15 +94,56 @@ class Store:
                 stacklevel=4,
             )
 
-    def _build_router(self, topology: Topology) -> Router:
-        entries = self._catalog.directory(self.name) if topology.router.get("type") == "directory" else None
-        return router_from_spec(topology.router, directory_entries=entries)
+    # -- routing ---------------------------------------------------------------------
+    @property
+    def routing(self) -> RoutingState:
+        """Where this store's keys are read and written, as of the last ``refresh``."""
+        return self._view.state
 
-    # -- adapters --------------------------------------------------------------------
+    @property
+    def router(self) -> Router:
+        """The current epoch's router."""
+        return self._view.state.router
+
+    @property
+    def topology(self) -> Topology:
+        """The current epoch's topology."""
+        return self._view.topology
+
     @property
     def shard_urls(self) -> Mapping[str, str]:
         return self.topology.shards
 
+    def write_route(self, shard_key: Any) -> WriteRoute:
+        """Where a write of ``shard_key`` goes; waits while a rebalance fences the key."""
+        deadline = 0.0
+        while True:
+            state = self._view.state
+            route = state.write(shard_key)
+            if route is not None:
+                return route
+            now = time.monotonic()
+            deadline = deadline or now + FENCE_TIMEOUT
+            if now > deadline:
+                raise StoreUnavailable(
+                    f"rebalance {state.rebalance} fences this key for longer than {FENCE_TIMEOUT:.0f}s "
+                    "(resume or abort it: `polystore rebalance status`)",
+                    store=self.name,
+                    key=shard_key,
+                )
+            time.sleep(max(self.poll_interval / 2, 0.005))
+            self.refresh()
+
+    def track(self, schema: EntitySchema, pairs: list[tuple[Any, Any]]) -> None:
+        """Log (key, shard key) pairs of moving rows a repository is about to write, for the
+        rebalance's fenced catch-up (a shard key of None: unknown, the pass compares all)."""
+        rebalance = self._view.state.rebalance
+        if rebalance is None or not pairs:
+            return
+        encoded = [(encode_key(key), b"" if shard is None else encode_key(shard)) for key, shard in pairs]
+        self._view.transitions.log_writes(rebalance, schema.name, encoded)
+
+    # -- adapters --------------------------------------------------------------------
     def adapter(self, shard: ShardId | str) -> Adapter:
         """The adapter for one shard, connected on first use, behind the store's guard."""
         found = self._adapters.get(ShardId(shard))
@@ -108,10 +152,7 @@ class Store:
         with self._lock:
             found = self._adapters.get(ShardId(shard))
             if found is None:
-                url = self.topology.shards.get(shard)
-                moving = self.moving
-                if url is None and moving is not None:
-                    url = moving.shards.get(shard)  # a shard a rebalance is moving rows to
+                url = self._view.state.shard_url(shard)  # a rebalance's target shards included
                 if url is None:
                     known = ", ".join(self.topology.shards)
                     raise TopologyError(f"store {self.name!r} has no shard {shard!r} (shards: {known})")
@@ -122,6 +163,11 @@ class Store:
                 self._adapters[ShardId(shard)] = found
         return found
 
+    @property
+    def capabilities(self) -> Capability:
+        """What every shard of the current epoch offers (``adapters.base.Capability``)."""
+        return functools.reduce(operator.and_, (self.adapter(shard).capabilities for shard in self.router.shards))
+
     def ensure(self, schema: EntitySchema, shard: ShardId) -> Adapter:
         """The adapter for ``shard`` with ``schema``'s table created (once per process)."""
         adapter = self.adapter(shard)
@@ -130,7 +176,7 @@ class Store:
             adapter.ensure(schema, with_token=True)
             self._ensured.add(marker)
             if schema.name not in self._recorded:  # so `polystore rebalance` knows what to move
-                Journal(self._catalog).record_schema(schema)
+                self._catalog.record_schema(schema)
                 self._recorded.add(schema.name)
         return adapter
 
@@ -151,59 +197,23 @@ class Store:
             self._next_poll = time.monotonic() + self.poll_interval
 
     def refresh(self) -> bool:
-        """Re-read the topology, directory and rebalance phase if another process changed them."""
-        state = routing_state(self._catalog.engine, self.name)
-        if state is None or state == self._state:
+        """Re-read the topology, directory and rebalance in flight if another process changed them."""
+        before = self._view.state
+        if not self._view.refresh():
             return False
-        with self._lock:
-            previous = self._state
-            if previous is None or (state.epoch, state.directory_version) != (
-                previous.epoch,
-                previous.directory_version,
-            ):
-                topology = self._catalog.topology(self.name)
-                if topology is None:
-                    return False
-                self.topology = topology
-                self.router = self._build_router(topology)
-                self._ensured.clear()
-            self.moving = self._moving(state)
-            self._state = state
+        after = self._view.state
+        if (after.epoch, after.directory_version) != (before.epoch, before.directory_version):
+            self._ensured.clear()  # tables on the new epoch's shards
         return True
-
-    def track(self, schema: EntitySchema, pairs: list[tuple[Any, Any]]) -> None:
-        """Log (key, shard key) pairs of moving rows a repository is about to write, for the
-        rebalance's fenced catch-up (a shard key of None: unknown, the pass compares all)."""
-        moving = self.moving
-        if moving is None or not pairs:
-            return
-        from sharding.keys import encode_key
-
-        encoded = [(encode_key(key), b"" if shard is None else encode_key(shard)) for key, shard in pairs]
-        Journal(self._catalog).touch(moving.rebalance, schema.name, encoded)
-
-    def _moving(self, state: RoutingState) -> Moving | None:
-        """The view of an in-flight rebalance; after cut-over (the epoch reached) its writes
-        follow the new router whatever phase the journal still shows."""
-        if state.rebalance is None or state.phase is None:
-            self._plans.clear()
-            return None
-        plan = self._plans.get(state.rebalance)
-        if plan is None:
-            plan = Journal(self._catalog).get(state.rebalance).plan
-            self._plans = {state.rebalance: plan}
-        phase = state.phase
-        if state.to_epoch is not None and state.epoch >= state.to_epoch:
-            phase = "cleanup"
-        return moving_view(state.rebalance, phase, self.router, plan, plan["source"]["shards"])
 
     def health(self) -> StoreHealth | None:
         """The guard's breakers, bulkhead and throttle right now (None: resilience disabled)."""
         return self.guard.health(str(shard) for shard in self.topology.shards) if self.guard is not None else None
 
     def close(self) -> None:
+        """Close every shard's adapter (they reconnect on next use)."""
         with self._lock:
-            for adapter in self._adapters.values():
-                adapter.close()
-            self._adapters.clear()
+            adapters, self._adapters = list(self._adapters.values()), {}
             self._ensured.clear()
+        for adapter in adapters:
+            adapter.close()

@@ -11,11 +11,13 @@ The protocol
 A rebalance of store S moves it from topology epoch e (router ``old``) to e + 1
 (router ``new``). ``plan_rebalance`` lists the spans whose owner changes
 (``old.moves_to(new)``); each (move, entity) is a *unit*, journaled in the catalog
-(``ps_rebalance*`` tables, see ``_journal``). The journal's state is the step to run
-next; each step is idempotent, so ``resume`` after SIGKILL simply runs it again.
+(``ps_rebalance`` and ``ps_rebalance_unit``, see ``_journal``). The journal's state is the
+step to run next; each step is idempotent, so ``resume`` after SIGKILL simply runs it again.
 
+The rebalance publishes each phase, with its target topology, in the routing state
+(``toolkit.routing``: ``Transitions.publish``); it never touches a repository or a store.
 Every Toolkit process learns where a rebalance is through one cheap catalog query
-(epoch, directory version and the ``ps_rebalance_active`` row) that ``Store.poll``
+(epoch, directory version and the ``ps_routing`` row) that ``Store.poll``
 runs at most every ``poll_interval`` (100 ms) and before routing any operation once
 that interval has passed. So a write is routed by a view at most ``poll_interval`` old
 when it starts. The rebalancer waits ``settle`` seconds (default 1 s) after publishing
@@ -27,7 +29,7 @@ each phase before acting on it; the one timing assumption of the protocol is:
 paused longer than that, e.g. stopped in a debugger mid-write, can break it. A server-side
 fence per backend would remove it; that is future work.)
 
-1. ``planned -> dual``: tables are ensured on the target shards, then the active row
+1. ``planned -> dual``: tables are ensured on the target shards, then the routing row
    says ``dual``. Repositories write keys whose owner changes to the old owner, then
    the new one; deletes reach both. Before writing a moving key they append it (and its
    shard key) to ``ps_rebalance_touched``: the change log the catch-up replays (step 5;
@@ -57,7 +59,7 @@ fence per backend would remove it; that is future work.)
    row deleted after the copy read it (the delete reached the source, so the compare
    removes the stale copy) and what fixes interleavings of concurrent dual-writes that
    leave the two owners different. Count and checksum per unit are journaled.
-4. ``fence``: the active row says ``fence``; writes of moving keys wait (up to
+4. ``fence``: the routing row says ``fence``; writes of moving keys wait (up to
    ``FENCE_TIMEOUT``, then a retryable StoreUnavailable); other keys flow. After
    ``settle`` no write of a moving key is in flight.
 5. ``final`` (catch-up, under the fence): every key in the change log is re-read from
@@ -71,14 +73,14 @@ fence per backend would remove it; that is future work.)
    entities sharded by another field, also makes that entity's catch-up a full
    compare.)
 6. ``cutover``: directory pins are written (directory stores), then
-   ``catalog.advance(e -> e + 1)`` (compare-and-set), then the active row says
+   ``catalog.advance(e -> e + 1)`` (compare-and-set), then the routing row says
    ``cleanup``. A process sees the epoch and the phase in the same query; once it sees
    e + 1 it reads and writes by ``new`` only. A write that waited on the fence is
    routed again after it lifts, so it lands on the new owner. A stale write by epoch e
    cannot exist: every process saw the fence (step 4), and fenced writes never start.
    From here only ``resume`` goes forward; the way back is a reverse rebalance.
 7. ``cleanup`` after ``settle`` (readers on epoch e have moved on): the moved rows are
-   deleted from the sources; the active row is released and the change log dropped;
+   deleted from the sources; the routing row is released and the change log dropped;
    ``done``. A token or key range goes in batched ``DELETE`` statements
    (``Adapter.delete_range``) without reading it back: after cut-over nobody routes the
    range to the source (writes that waited on the fence are routed again by e + 1,
@@ -86,7 +88,7 @@ fence per backend would remove it; that is future work.)
    written concurrently lands on the new owner, never here. Directory spans, shards
    with relationships and adapters without it read the keys and delete them.
 
-``abort`` (before cut-over): the active row says ``abort`` (writes go to the old owner
+``abort`` (before cut-over): the routing row says ``abort`` (writes go to the old owner
 only), then after ``settle`` every unit's copies are deleted from the targets and the
 store is released: the old topology never stopped being the current one (ranges go
 as in step 7: after the abort's settle nobody writes to the new owners).
@@ -138,17 +140,19 @@ the row path (read, digest and delete row by row) and are not in the benchmark.
 
 Not moved: directory pins made with ``Directory.assign`` while a rebalance of the same
 store runs, and relationships changed during it (above).
+
+Modules: ``_plan`` (planning and its refusals), ``_journal`` (the journal tables),
+``_executor`` (the state machine over the journal), ``_work`` (each step's work on one
+unit), ``_rows`` (reading a span, row digests), ``_summary`` (options and summaries),
+``_progress`` (the progress protocol).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from sharding.rebalance._executor import MoveSummary, RebalanceOptions, Rebalancer, Summary
-    from sharding.rebalance._plan import Plan, PlannedMove, plan_rebalance, span_text
-    from sharding.rebalance._progress import Progress, ProgressEvent
+from sharding.rebalance._executor import Rebalancer
+from sharding.rebalance._plan import Plan, PlannedMove, plan_rebalance, span_text
+from sharding.rebalance._progress import Progress, ProgressEvent
+from sharding.rebalance._summary import MoveSummary, RebalanceOptions, Summary
 
 __all__ = [
     "MoveSummary",
@@ -162,27 +166,3 @@ __all__ = [
     "plan_rebalance",
     "span_text",
 ]
-
-# Lazy (PEP 562) for the same reason as ``sharding``: toolkit.stores imports the
-# journal from here while the toolkit package is still initialising.
-_LAZY: Final = {
-    "MoveSummary": "sharding.rebalance._executor",
-    "RebalanceOptions": "sharding.rebalance._executor",
-    "Rebalancer": "sharding.rebalance._executor",
-    "Summary": "sharding.rebalance._executor",
-    "Plan": "sharding.rebalance._plan",
-    "PlannedMove": "sharding.rebalance._plan",
-    "plan_rebalance": "sharding.rebalance._plan",
-    "span_text": "sharding.rebalance._plan",
-    "Progress": "sharding.rebalance._progress",
-    "ProgressEvent": "sharding.rebalance._progress",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sharding.rebalance' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value

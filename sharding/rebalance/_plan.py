@@ -28,14 +28,25 @@ from sharding import router_from_config, router_from_spec
 from sharding.base import DirectoryKeys, KeyRange, Move, Router, ShardId, Span, TokenRange
 from sharding.core.errors import ConfigError, ToolkitError, TopologyError
 from sharding.core.model import EntitySchema
-from sharding.keys import encode_key, key_from_json, key_to_json
-from sharding.rebalance._journal import Journal, schema_from_json, schema_to_json
+from sharding.directory import DirectoryRouter
+from sharding.hashring import HashRouter
+from sharding.keys import decode_key, key_from_json, key_to_json
+from toolkit.catalog import schema_from_json, schema_to_json
 from toolkit.config import Config, StoreConfig
+from toolkit.routing import pinned_router
 
 if TYPE_CHECKING:
     from toolkit.facade import Toolkit
 
-__all__ = ["Plan", "PlannedMove", "plan_rebalance", "span_from_json", "span_text", "span_to_json"]
+__all__ = [
+    "Plan",
+    "PlannedMove",
+    "plan_rebalance",
+    "span_from_json",
+    "span_text",
+    "span_to_json",
+    "store_options",
+]
 
 
 # -- spans as JSON ----------------------------------------------------------------------
@@ -153,18 +164,8 @@ class Plan:
 
     def routers(self) -> tuple[Router, Router]:
         """(old, new) routers, with the directory pins each side has."""
-        old_entries = None
-        new_entries = None
-        if self.source_router.get("type") == "directory":
-            old_entries = {encode_key(key_from_json(key)): shard for key, shard in self._source_entries}
-            new_entries = {encode_key(key_from_json(key)): shard for key, shard in self.target_entries or ()}
-        old = router_from_spec(self.source_router, directory_entries=old_entries)
-        new = router_from_spec(self.target_router, directory_entries=new_entries)
-        return old, new
-
-    @property
-    def _source_entries(self) -> tuple[tuple[Any, str], ...]:
-        return tuple(self.source_router.get("_entries", ()))
+        old = pinned_router(self.source_router, self.source_router.get("_entries", ()))
+        return old, pinned_router(self.target_router, self.target_entries)
 
     def to_json(self) -> dict[str, Any]:
         target: dict[str, Any] = {"shards": dict(self.target_shards), "router": dict(self.target_router)}
@@ -213,9 +214,6 @@ def _refuse(store: str, field_path: str, message: str) -> TopologyError:
 
 def target_router(store: str, current: Router, target: StoreConfig, entries: Mapping[bytes, str]) -> Router:
     """The router the target config asks for, planned to move as little as possible."""
-    from sharding.directory import DirectoryRouter
-    from sharding.hashring import HashRouter
-
     names = [shard.name for shard in target.shards]
     options = dict(target.router.options)
     if target.router.type != current.kind:
@@ -241,8 +239,6 @@ def target_router(store: str, current: Router, target: StoreConfig, entries: Map
         pins.update(fresh.entries)  # the target's pins win over the catalog's
         for encoded, shard in pins.items():
             if shard not in names:
-                from sharding.keys import decode_key
-
                 raise _refuse(
                     store,
                     f"router.entries.{decode_key(encoded)!r}",
@@ -296,7 +292,7 @@ def _ping_new_shards(store: str, plan_shards: Mapping[str, str], current: Mappin
 
 
 def _schemas(toolkit: Toolkit, store: str, entities: Sequence[EntitySchema]) -> tuple[EntitySchema, ...]:
-    found = {schema.name: schema for schema in Journal(toolkit.catalog).schemas(store)}
+    found = {schema.name: schema for schema in toolkit.catalog.schemas(store)}
     for schema in entities:
         if schema.store == store:
             found[schema.name] = schema
@@ -316,9 +312,6 @@ def _estimate(
 ) -> tuple[int, float]:
     """(rows, share) expected in a move: exact for key ranges and directory keys, else
     the source's rows scaled by the span's share of the source's tokens."""
-    from sharding.directory import DirectoryRouter
-    from sharding.hashring import HashRouter
-
     span = move.span
     if isinstance(span, TokenRange):
         hashing = old.fallback if isinstance(old, DirectoryRouter) else old
@@ -389,7 +382,7 @@ def _plan_store(toolkit: Toolkit, target: StoreConfig, entities: Sequence[Entity
     except TopologyError as exc:
         raise _refuse(name, "router", str(exc)) from None
     schemas = _schemas(toolkit, name, entities)
-    options = _store_options(toolkit, name)
+    options = store_options(toolkit, name)
     if check:
         _ping_new_shards(name, target.shard_urls, topology.shards, options)
     adapters = {
@@ -418,8 +411,6 @@ def _plan_store(toolkit: Toolkit, target: StoreConfig, entities: Sequence[Entity
     source_router = dict(topology.router)
     target_entries = None
     if topology.router.get("type") == "directory":
-        from sharding.keys import decode_key
-
         source_router["_entries"] = [[key_to_json(decode_key(key)), shard] for key, shard in sorted(entries.items())]
         target_entries = tuple(
             (key_to_json(decode_key(key)), shard) for key, shard in sorted(getattr(new, "entries", {}).items())
@@ -473,7 +464,8 @@ def _check_covered(
     return counted
 
 
-def _store_options(toolkit: Toolkit, store: str) -> Mapping[str, Any]:
+def store_options(toolkit: Toolkit, store: str) -> Mapping[str, Any]:
+    """The adapter options the config gives ``store`` (none if it does not declare it)."""
     try:
         return toolkit.store_config(store).options
     except ConfigError:

@@ -32,7 +32,6 @@ __all__ = ["Mover", "canonical", "row_digest"]
 
 _IN_CHUNK = 500
 
-
 _PLAIN = (str, int, bool, type(None))
 
 
@@ -56,9 +55,6 @@ def canonical(value: Any) -> Any:
     if type(value) is list and all(type(part) in _PLAIN for part in value):
         return ("l", *value)  # the common JSON array, without json.dumps
     return "j" + json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
-
-
-_PLAIN = (str, int, bool, type(None))
 
 
 def row_digest(schema: EntitySchema, row: Row) -> int:

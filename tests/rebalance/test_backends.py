@@ -72,26 +72,16 @@ def test_embedded_sqlite_to_postgres_is_a_migration(tmp_path: Path) -> None:
         postgres.cleanup()
 
 
-@pytest.mark.postgres
-def test_rebalance_on_postgres(tmp_path: Path) -> None:
-    _grow(tmp_path, Postgres(tmp_path), rows=3000)
-
-
-@pytest.mark.redis
-def test_rebalance_on_redis(tmp_path: Path) -> None:
-    _grow(tmp_path, Redis(tmp_path), rows=2000)
-
-
-@pytest.mark.mongo
-def test_rebalance_on_mongo(tmp_path: Path) -> None:
-    _grow(tmp_path, Mongo(tmp_path), rows=500)
-
-
-@pytest.mark.cassandra
-def test_rebalance_on_cassandra(tmp_path: Path) -> None:
-    _grow(tmp_path, Cassandra(tmp_path), rows=1000)
-
-
-@pytest.mark.neo4j
-def test_rebalance_on_neo4j(tmp_path: Path) -> None:
-    _grow(tmp_path, Neo4j(tmp_path), rows=1000)
+@pytest.mark.parametrize(
+    ("backend", "rows"),
+    [
+        pytest.param(Postgres, 3000, marks=pytest.mark.postgres),
+        pytest.param(Redis, 2000, marks=pytest.mark.redis),
+        pytest.param(Mongo, 500, marks=pytest.mark.mongo),
+        pytest.param(Cassandra, 1000, marks=pytest.mark.cassandra),
+        pytest.param(Neo4j, 1000, marks=pytest.mark.neo4j),
+    ],
+    ids=["postgres", "redis", "mongo", "cassandra", "neo4j"],
+)
+def test_rebalance_on(tmp_path: Path, backend: type[Backend], rows: int) -> None:
+    _grow(tmp_path, backend(tmp_path), rows=rows)

@@ -25,12 +25,12 @@ import pytest
 import sqlalchemy as sa
 
 from sharding.rebalance import RebalanceOptions, Rebalancer
-from sharding.rebalance._journal import Journal
 from tests.backends import Backend
 from tests.backends.postgres import Postgres
 from tests.backends.sqlite import SQLite
 from tests.rebalance.helpers import Item, compare, config_text, item, load, reference_of, write_config
 from toolkit import Toolkit
+from toolkit.routing import Transitions
 
 ROOT = Path(__file__).resolve().parents[2]
 KILL_AT = ("planned", "dual", "copy", "verify", "fence", "final", "cutover", "cleanup")
@@ -142,8 +142,7 @@ def crash_runs(tmp_path: Path, layout: Backend, runs: int, rows: int, subprocess
             stderr = process.stderr.read().decode() if process.stderr else "(forked child: no stderr)"
             assert killed or process.returncode == 0, stderr
             with Toolkit(load(tmp_path, configs[target].read_text())) as toolkit:
-                journal = Journal(toolkit.catalog)
-                unfinished = journal.unfinished("items")
+                unfinished = Rebalancer(toolkit).journal.unfinished("items")
                 state = unfinished[0].state if unfinished else "done"
                 outcome = f"killed in {state}" if killed else "finished"
                 how = "cli subprocess" if run < subprocesses else "cli forked"
@@ -157,7 +156,7 @@ def crash_runs(tmp_path: Path, layout: Backend, runs: int, rows: int, subprocess
                 assert toolkit.catalog.topology("items").shards.keys() == {f"s{i}" for i in range(target)}
                 problems = compare(toolkit, reference)
                 assert problems == [], f"seed {seed}: {problems[:10]}"
-                assert journal.active("items") is None
+                assert Transitions(toolkit.catalog).current("items") is None
             shards = target
     finally:
         layout.cleanup()

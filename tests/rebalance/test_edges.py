@@ -132,7 +132,7 @@ def _change_during(tmp_path: Path, layout: Backend) -> None:
             if event.kind != "phase" or event.phase != "verify":
                 return
             people.store.refresh()  # this process sees the dual phase now
-            assert people.store.moving is not None
+            assert people.store.routing.transition is not None
             for index, (a, b) in enumerate(pairs[200:], start=200):
                 people.relate(a, "KNOWS", b, since=index)
                 expected[(a, b)] = index
@@ -157,28 +157,20 @@ def _change_during(tmp_path: Path, layout: Backend) -> None:
             assert found == wanted, f"{layout.name}: neighbours of {a}"
 
 
-def test_edges_follow_their_nodes_on_sqlite(tmp_path: Path) -> None:
-    _follow(tmp_path, SQLite(tmp_path))
+GRAPHS = [SQLite, pytest.param(Neo4j, marks=pytest.mark.neo4j)]
+"""The GRAPH backends: the embedded SQL graph and Neo4j."""
 
 
-def test_split_edges_stop_the_rebalance_on_sqlite(tmp_path: Path) -> None:
-    _refuse_split(tmp_path, SQLite(tmp_path))
+@pytest.mark.parametrize("backend", GRAPHS, ids=lambda backend: backend.name)
+def test_edges_follow_their_nodes(tmp_path: Path, backend: type[Backend]) -> None:
+    _follow(tmp_path, backend(tmp_path))
 
 
-def test_edges_changed_during_the_rebalance_follow_on_sqlite(tmp_path: Path) -> None:
-    _change_during(tmp_path, SQLite(tmp_path))
+@pytest.mark.parametrize("backend", GRAPHS, ids=lambda backend: backend.name)
+def test_split_edges_stop_the_rebalance(tmp_path: Path, backend: type[Backend]) -> None:
+    _refuse_split(tmp_path, backend(tmp_path))
 
 
-@pytest.mark.neo4j
-def test_edges_changed_during_the_rebalance_follow_on_neo4j(tmp_path: Path) -> None:
-    _change_during(tmp_path, Neo4j(tmp_path))
-
-
-@pytest.mark.neo4j
-def test_edges_follow_their_nodes_on_neo4j(tmp_path: Path) -> None:
-    _follow(tmp_path, Neo4j(tmp_path))
-
-
-@pytest.mark.neo4j
-def test_split_edges_stop_the_rebalance_on_neo4j(tmp_path: Path) -> None:
-    _refuse_split(tmp_path, Neo4j(tmp_path))
+@pytest.mark.parametrize("backend", GRAPHS, ids=lambda backend: backend.name)
+def test_edges_changed_during_the_rebalance_follow(tmp_path: Path, backend: type[Backend]) -> None:
+    _change_during(tmp_path, backend(tmp_path))

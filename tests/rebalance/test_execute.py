@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from sharding.rebalance import ProgressEvent, RebalanceOptions, Rebalancer, plan_rebalance
-from sharding.rebalance._journal import Journal
 from tests.rebalance.helpers import Item, compare, config_text, item, load, reference_of, sqlite_shards, write_config
-from toolkit import Toolkit
+from toolkit import Repository, Toolkit
 from toolkit.cli import app
+from toolkit.routing import RoutingState, Transitions, WriteRoute
 
 FAST = RebalanceOptions(batch_size=200, settle=0.02)
 RANGES = 'ranges = [{shard = "s0", upto = 500}, {shard = "s1"}]'
@@ -40,7 +42,7 @@ def test_hash_rebalance_moves_exactly_the_rows_that_change_owner(tmp_path: Path,
         assert compare(toolkit, reference_of(rows)) == []
         assert items.count() == 3000
         assert items.get(17) is not None
-        assert Journal(toolkit.catalog).active("items") is None
+        assert Transitions(toolkit.catalog).current("items") is None
 
 
 def test_range_rebalance_moves_a_split_point(tmp_path: Path) -> None:
@@ -92,7 +94,7 @@ def test_abort_before_cut_over_returns_to_the_old_topology_and_cleans_the_copies
         with pytest.raises(KeyboardInterrupt):
             rebalancer.run(ident)
         items.store.refresh()
-        assert items.store.moving is not None
+        assert items.store.routing.transition is not None
         assert items.count() == 2000
         copies = items.store.ensure(items.schema, "s3").count(items.schema)
         assert copies > 0
@@ -102,7 +104,7 @@ def test_abort_before_cut_over_returns_to_the_old_topology_and_cleans_the_copies
         assert toolkit.catalog.topology("items").epoch == 1
         assert compare(toolkit, reference_of(rows)) == []
         items.store.refresh()
-        assert items.store.moving is None
+        assert items.store.routing.steady
 
 
 def test_a_rebalance_that_failed_midway_resumes_where_it_stopped(tmp_path: Path) -> None:
@@ -122,7 +124,7 @@ def test_a_rebalance_that_failed_midway_resumes_where_it_stopped(tmp_path: Path)
         ident = rebalancer.start(plan)
         with pytest.raises(RuntimeError, match="power cut"):
             rebalancer.run(ident)
-        record = Journal(toolkit.catalog).get(ident)
+        record = rebalancer.journal.get(ident)
         assert record.state == "cleanup"
         assert "power cut" in record.error
         assert compare(toolkit, reference_of(rows)) != []  # sources still hold moved rows...
@@ -218,18 +220,26 @@ def _stopped_at(toolkit: Toolkit, tmp_path: Path, phase: str) -> str:
     return ident
 
 
-def test_dual_writes_reach_both_owners_and_reads_stay_on_the_old_one(tmp_path: Path) -> None:
+@contextmanager
+def _seen_mid_rebalance(tmp_path: Path, step: str) -> Iterator[tuple[Toolkit, Repository[Item], str, RoutingState]]:
+    """An application's repository of 300 rows on 2 shards, and the routing it sees once an
+    operator's rebalance to 3 shards stopped before ``step``: (operator, repository, id, routing)."""
     text = config_text(sqlite_shards(2))
     with Toolkit(load(tmp_path, text)) as operator, Toolkit(load(tmp_path, text)) as application:
         items = application.repository(Item)
         items.put_many(item(i) for i in range(300))
-        ident = _stopped_at(operator, tmp_path, "copy")
+        ident = _stopped_at(operator, tmp_path, step)
         items.store.refresh()
-        moving = items.store.moving
-        assert moving is not None
-        assert moving.phase == "dual"
-        key = next(i for i in range(1000, 2000) if moving.new.shard_for(i) == "s2")
-        old_owner = moving.old.shard_for(key)
+        yield operator, items, ident, items.store.routing
+
+
+def test_dual_writes_reach_both_owners_and_reads_stay_on_the_old_one(tmp_path: Path) -> None:
+    with _seen_mid_rebalance(tmp_path, "copy") as (operator, items, ident, routing):
+        assert routing.transition is not None
+        assert routing.transition.phase == "dual"
+        key = next(i for i in range(1000, 2000) if routing.transition.target.shard_for(i) == "s2")
+        old_owner = routing.router.shard_for(key)
+        assert routing.write(key) == WriteRoute((old_owner, "s2"), tracked=True)
         items.put(item(key, 5))
         adapters = {shard: items.store.ensure(items.schema, shard) for shard in ("s0", "s1", "s2")}
         assert adapters[old_owner].get(items.schema, key)["version"] == 5
@@ -243,17 +253,13 @@ def test_dual_writes_reach_both_owners_and_reads_stay_on_the_old_one(tmp_path: P
 
 
 def test_the_fence_holds_writes_of_moving_keys_until_cut_over(tmp_path: Path) -> None:
-    text = config_text(sqlite_shards(2))
-    with Toolkit(load(tmp_path, text)) as operator, Toolkit(load(tmp_path, text)) as application:
-        items = application.repository(Item)
-        items.put_many(item(i) for i in range(300))
-        ident = _stopped_at(operator, tmp_path, "final")
-        items.store.refresh()
-        moving = items.store.moving
-        assert moving is not None
-        assert moving.phase == "fence"
-        key = next(i for i in range(300) if moving.new.shard_for(i) == "s2")
-        still = next(i for i in range(300) if moving.new.shard_for(i) == moving.old.shard_for(i))
+    with _seen_mid_rebalance(tmp_path, "final") as (operator, items, ident, routing):
+        assert routing.transition is not None
+        assert routing.transition.phase == "fence"
+        target = routing.transition.target
+        key = next(i for i in range(300) if target.shard_for(i) == "s2")
+        still = next(i for i in range(300) if target.shard_for(i) == routing.router.shard_for(i))
+        assert routing.write(key) is None  # held until the fence lifts
         items.put(item(still, 3))  # keys that stay flow through the fence
         done = threading.Event()
 

@@ -69,8 +69,8 @@ class Writer(threading.Thread):
 
     def step(self) -> None:
         roll = self.random.random()
-        moving = self.items.store.moving
-        self.ops[f"phase:{moving.phase if moving else 'none'}"] += 1
+        transition = self.items.store.routing.transition
+        self.ops[f"phase:{transition.phase if transition else 'none'}"] += 1
         if roll < 0.45:
             key = self.random.choice(self.keys)
             row = item(key, self.reference.get(key, {}).get("version", 0) + 1)
@@ -147,23 +147,15 @@ def online_rebalance(tmp_path: Path, layout: Backend, rows: int, seed: int) -> N
 
 
 @pytest.mark.slow
-def test_online_rebalance_sqlite(tmp_path: Path) -> None:
-    online_rebalance(tmp_path, SQLite(tmp_path), rows=6000, seed=random.randrange(10_000))
-
-
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_online_rebalance_postgres(tmp_path: Path) -> None:
-    online_rebalance(tmp_path, Postgres(tmp_path), rows=6000, seed=random.randrange(10_000))
-
-
-@pytest.mark.slow
-@pytest.mark.mongo
-def test_online_rebalance_mongo(tmp_path: Path) -> None:
-    online_rebalance(tmp_path, Mongo(tmp_path), rows=1000, seed=random.randrange(10_000))
-
-
-@pytest.mark.slow
-@pytest.mark.redis
-def test_online_rebalance_redis(tmp_path: Path) -> None:
-    online_rebalance(tmp_path, Redis(tmp_path), rows=3000, seed=random.randrange(10_000))
+@pytest.mark.parametrize(
+    ("backend", "rows"),
+    [
+        (SQLite, 6000),
+        pytest.param(Postgres, 6000, marks=pytest.mark.postgres),
+        pytest.param(Mongo, 1000, marks=pytest.mark.mongo),
+        pytest.param(Redis, 3000, marks=pytest.mark.redis),
+    ],
+    ids=["sqlite", "postgres", "mongo", "redis"],
+)
+def test_online_rebalance(tmp_path: Path, backend: type[Backend], rows: int) -> None:
+    online_rebalance(tmp_path, backend(tmp_path), rows=rows, seed=random.randrange(10_000))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from sharding import MAX_TOKEN, TokenRange
-from sharding.rebalance import plan_rebalance
-from sharding.rebalance._journal import Journal
+from sharding.rebalance import Rebalancer, plan_rebalance
 from tests.rebalance.helpers import Item, config_text, item, load, sqlite_shards
 from toolkit import Toolkit
 from toolkit.errors import ConfigError, TopologyError
@@ -45,7 +45,7 @@ def test_adding_an_11th_shard_to_10_moves_at_most_1_02_of_the_ideal_all_onto_the
 def test_plan_records_entities_and_estimates_rows(tmp_path: Path) -> None:
     with _toolkit(tmp_path, sqlite_shards(2)) as toolkit:
         toolkit.repository(Item).put_many(item(i) for i in range(1000))
-        assert [schema.name for schema in Journal(toolkit.catalog).schemas("items")] == ["item"]
+        assert [schema.name for schema in toolkit.catalog.schemas("items")] == ["item"]
         (plan,) = plan_rebalance(toolkit, load(tmp_path, config_text(sqlite_shards(3))))
         assert plan.total_rows == 1000
         assert 250 <= plan.moved_rows <= 420
@@ -111,7 +111,7 @@ def test_an_unreachable_new_shard_is_refused_before_anything_happens(tmp_path: P
         shards = {**sqlite_shards(2), "s2": "sqlite:////nonexistent/dir/s2.db"}
         with pytest.raises(TopologyError, match=r"store 'items': shards\.s2: .* does not answer"):
             plan_rebalance(toolkit, load(tmp_path, config_text(shards)))
-        assert Journal(toolkit.catalog).latest() == []
+        assert Rebalancer(toolkit).journal.latest() == []
 
 
 def test_a_directory_pin_to_a_removed_shard_is_refused(tmp_path: Path) -> None:
@@ -135,9 +135,11 @@ def test_rows_of_an_entity_without_a_recorded_schema_are_refused(tmp_path: Path)
     with _toolkit(tmp_path, sqlite_shards(2)) as toolkit:
         items = toolkit.repository(Item)
         items.put_many(item(i) for i in range(50))
-        with items.store.adapter("s0").engine.begin() as connection:  # type: ignore[attr-defined]
+        engine = sa.create_engine(items.store.shard_urls["s0"])  # a table written by someone else
+        with engine.begin() as connection:
             connection.exec_driver_sql("CREATE TABLE legacy (id INTEGER PRIMARY KEY)")
             connection.exec_driver_sql("INSERT INTO legacy VALUES (1)")
+        engine.dispose()
         with pytest.raises(
             TopologyError, match=r"shards\.s0: holds rows in legacy, which no recorded entity describes"
         ):

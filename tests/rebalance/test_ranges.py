@@ -242,6 +242,7 @@ def test_the_stored_copy_round_trips_every_type_and_the_expiry(layout: Backend) 
         target.close()
 
 
+@pytest.mark.postgres
 def test_the_postgres_stored_copy_converges_over_a_partial_or_damaged_copy(tmp_path: Path) -> None:
     """A copy stopped after one batch and a target damaged since (a field changed, a row
     deleted, a TTL dropped) end equal to the source when the copy runs again: each batch
@@ -274,6 +275,7 @@ def test_the_postgres_stored_copy_converges_over_a_partial_or_damaged_copy(tmp_p
         layout.cleanup()
 
 
+@pytest.mark.postgres
 def test_the_postgres_stored_copy_needs_the_same_column_types(tmp_path: Path) -> None:
     """The layout comes from the server's catalog: a table whose column has another type
     than the adapter declares (an older schema, a manual ALTER) is not copied as stored."""
@@ -319,7 +321,7 @@ def _rebalance_with_damage(layout: Backend, tmp_path: Path, damage: bool) -> tup
         def corrupt(event: ProgressEvent) -> None:
             if not (damage and event.kind == "phase" and event.phase == "verify"):
                 return
-            s2 = RelationalAdapter(target.stores["items"].shard_urls["s2"], store="items", shard="s2")
+            s2 = RelationalAdapter(target.stores["items"].shard_urls["s2"], store="items", shard="s2", options=options)
             try:
                 s2.ensure(ITEM, with_token=True)
                 s2.put(ITEM, {**item(400), "name": "corrupted", TOKEN_FIELD: token(400)})
@@ -333,34 +335,22 @@ def _rebalance_with_damage(layout: Backend, tmp_path: Path, damage: bool) -> tup
         return summary, compare(toolkit, reference_of(rows))
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_verify_repairs_a_damaged_copy_found_by_the_server_checksums(tmp_path: Path, backend: str) -> None:
-    layout = SQLite(tmp_path) if backend == "sqlite" else Postgres(tmp_path)
-    layout.connect()
-    try:
-        summary, problems = _rebalance_with_damage(layout, tmp_path, damage=True)
-        assert summary.state == "done"
-        assert problems == []
-        assert summary.repaired == 3  # the corrupted, the missing and the extra row
-        damaged = [move for move in summary.moves if move.target == "s2" and move.repaired]
-        assert damaged
-        assert all("/" not in move.checksum for move in damaged)  # compared row by row
-    finally:
-        layout.cleanup()
+def test_verify_repairs_a_damaged_copy_found_by_the_server_checksums(tmp_path: Path, layout: Backend) -> None:
+    summary, problems = _rebalance_with_damage(layout, tmp_path, damage=True)
+    assert summary.state == "done"
+    assert problems == []
+    assert summary.repaired == 3  # the corrupted, the missing and the extra row
+    damaged = [move for move in summary.moves if move.target == "s2" and move.repaired]
+    assert damaged
+    assert all("/" not in move.checksum for move in damaged)  # compared row by row
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_a_clean_copy_is_verified_by_server_checksums_alone(tmp_path: Path, backend: str) -> None:
-    layout = SQLite(tmp_path) if backend == "sqlite" else Postgres(tmp_path)
-    layout.connect()
-    try:
-        summary, problems = _rebalance_with_damage(layout, tmp_path, damage=False)
-        assert summary.state == "done"
-        assert problems == []
-        assert summary.repaired == 0
-        dialect = "sqlite" if backend == "sqlite" else "postgresql"
-        assert summary.moves
-        assert all(move.checksum.endswith(f"/{dialect}") for move in summary.moves)
-        assert summary.copied == summary.deleted == 250
-    finally:
-        layout.cleanup()
+def test_a_clean_copy_is_verified_by_server_checksums_alone(tmp_path: Path, layout: Backend) -> None:
+    summary, problems = _rebalance_with_damage(layout, tmp_path, damage=False)
+    assert summary.state == "done"
+    assert problems == []
+    assert summary.repaired == 0
+    dialect = "sqlite" if layout.name == "sqlite" else "postgresql"
+    assert summary.moves
+    assert all(move.checksum.endswith(f"/{dialect}") for move in summary.moves)
+    assert summary.copied == summary.deleted == 250

@@ -76,20 +76,15 @@ def _move_ttls(tmp_path: Path, layout: Backend) -> None:
         layout.cleanup()
 
 
-def test_ttls_move_on_sqlite(tmp_path: Path) -> None:
-    _move_ttls(tmp_path, SQLite(tmp_path))
-
-
-@pytest.mark.postgres
-def test_ttls_move_on_postgres(tmp_path: Path) -> None:
-    _move_ttls(tmp_path, Postgres(tmp_path))
-
-
-@pytest.mark.redis
-def test_ttls_move_on_redis(tmp_path: Path) -> None:
-    _move_ttls(tmp_path, Redis(tmp_path))
-
-
-@pytest.mark.cassandra
-def test_ttls_move_on_cassandra(tmp_path: Path) -> None:
-    _move_ttls(tmp_path, Cassandra(tmp_path))
+@pytest.mark.parametrize(
+    "backend",
+    [
+        SQLite,
+        pytest.param(Postgres, marks=pytest.mark.postgres),
+        pytest.param(Redis, marks=pytest.mark.redis),
+        pytest.param(Cassandra, marks=pytest.mark.cassandra),
+    ],
+    ids=lambda backend: backend.name,
+)
+def test_ttls_move(tmp_path: Path, backend: type[Backend]) -> None:
+    _move_ttls(tmp_path, backend(tmp_path))

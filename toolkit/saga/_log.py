@@ -13,8 +13,8 @@ Leases are taken with one conditional UPDATE (``WHERE lease_until < :now AND sta
 re-check the condition and match nothing; on SQLite writers are serialized. Both give
 "exactly one winner" without SELECT ... FOR UPDATE.
 
-The tables live in this module's own ``MetaData`` and are created on the catalog's
-engine on first use; ``toolkit.catalog`` does not know about them.
+The tables are the saga log's own, declared here on the catalog's one ``MetaData``
+(``toolkit.catalog``), which creates them when it opens.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from __future__ import annotations
 import builtins
 import enum
 import itertools
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,54 +29,38 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
-from adapters.registry import redact_url
+from toolkit.catalog import CatalogAccess, catalog_table, optional, required
 from toolkit.errors import CatalogError
 from toolkit.saga._errors import LeaseLost
 
 __all__ = ["ACTIVE", "TERMINAL", "SagaEvent", "SagaLog", "SagaRecord", "SagaState"]
 
-metadata = sa.MetaData()
-
-saga_table = sa.Table(
+saga_table = catalog_table(
     "ps_saga",
-    metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("name", sa.String(120), nullable=False),
+    *required(name=sa.String(120)),
     sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
-    sa.Column("payload_hash", sa.String(64), nullable=False),
+    *required(payload_hash=sa.String(64)),
     sa.Column("state", sa.String(20), nullable=False, index=True),
-    sa.Column("phase", sa.String(12), nullable=False),
-    sa.Column("step", sa.Integer, nullable=False),
-    sa.Column("steps", sa.JSON, nullable=False),
-    sa.Column("payload", sa.JSON, nullable=False),
-    sa.Column("results", sa.JSON, nullable=False),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("lease_owner", sa.String(80), nullable=True),
-    sa.Column("lease_until", sa.Double, nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("updated_at", sa.Double, nullable=False),
+    *required(phase=sa.String(12), step=sa.Integer, steps=sa.JSON, payload=sa.JSON, results=sa.JSON),
+    *optional(error=sa.Text, lease_owner=sa.String(80)),
+    *required(lease_until=sa.Double, created_at=sa.Double, updated_at=sa.Double),
 )
 
-event_table = sa.Table(
+event_table = catalog_table(
     "ps_saga_event",
-    metadata,
     sa.Column("saga_id", sa.String(36), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("at", sa.Double, nullable=False),
-    sa.Column("kind", sa.String(24), nullable=False),
-    sa.Column("step", sa.Integer, nullable=True),
-    sa.Column("attempt", sa.Integer, nullable=True),
-    sa.Column("detail", sa.Text, nullable=True),
+    *required(at=sa.Double, kind=sa.String(24)),
+    *optional(step=sa.Integer, attempt=sa.Integer, detail=sa.Text),
 )
 
-effect_table = sa.Table(
+effect_table = catalog_table(
     "ps_saga_effect",
-    metadata,
     sa.Column("marker", sa.String(255), primary_key=True),
-    sa.Column("state", sa.String(10), nullable=False),
-    sa.Column("at", sa.Double, nullable=False),
+    *required(state=sa.String(10), at=sa.Double),
 )
 """Markers of ``increment_once`` on backends that cannot keep one beside the counter."""
 
@@ -164,12 +146,8 @@ class KeyTaken(Exception):
     """Internal: the idempotency key already has a saga (the caller reads it)."""
 
 
-_CREATED: set[tuple[int, str]] = set()
-_CREATE_LOCK = threading.Lock()
-
-
 class SagaLog:
-    """Reads and writes the saga tables on one engine. Thread-safe.
+    """Reads and writes the saga tables on the catalog's engine. Thread-safe.
 
     ``writes`` counts committed write transactions (what the benchmark reports per
     transition).
@@ -177,45 +155,13 @@ class SagaLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._catalog = CatalogAccess(engine)
         self._writes = itertools.count()
         self.writes = 0
-        marker = (id(engine), str(engine.url))
-        with _CREATE_LOCK:
-            if marker not in _CREATED:
-                self._create_tables()
-                _CREATED.add(marker)
-
-    def _create_tables(self) -> None:
-        """CREATE TABLE IF MISSING, tolerating another process creating them at the same moment.
-
-        ``checkfirst`` is a read then a write: two processes starting together can both
-        see no table and one CREATE fails ("already exists", or a unique violation in
-        PostgreSQL's catalog). Checking again then finds the winner's tables.
-        """
-        for attempt in range(5):
-            try:
-                metadata.create_all(self.engine, checkfirst=True)
-                return
-            except SQLAlchemyError:
-                if attempt == 4:
-                    with self._errors("create the saga log tables"):
-                        raise
-                time.sleep(0.05 * (attempt + 1))
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            inner = getattr(exc, "orig", None) or exc
-            line = (str(inner).strip().splitlines() or [type(inner).__name__])[0]
-            error = CatalogError(f"catalog {redact_url(str(self.engine.url))}: cannot {doing}: {line}")
-            error.retryable = isinstance(exc, OperationalError)
-            raise error from exc
 
     @contextmanager
     def _write(self, doing: str) -> Iterator[Connection]:
-        with self._errors(doing), self.engine.begin() as connection:
+        with self._catalog.writing(doing) as connection:
             yield connection
         self.writes = next(self._writes) + 1
 
@@ -305,7 +251,7 @@ class SagaLog:
 
     def _held(self, owner: str, saga_ids: Sequence[str]) -> set[str]:
         stmt = sa.select(saga_table.c.id).where(saga_table.c.id.in_(list(saga_ids)), saga_table.c.lease_owner == owner)
-        with self._errors("read saga leases"), self.engine.connect() as connection:
+        with self._catalog.reading("read saga leases") as connection:
             return {row.id for row in connection.execute(stmt)}
 
     def acquire(
@@ -374,13 +320,13 @@ class SagaLog:
 
     def marker(self, marker: str) -> str | None:
         stmt = sa.select(effect_table.c.state).where(effect_table.c.marker == marker)
-        with self._errors("read an effect marker"), self.engine.connect() as connection:
+        with self._catalog.reading("read an effect marker") as connection:
             value = connection.execute(stmt).scalar()
         return None if value is None else str(value)
 
     # -- reads -----------------------------------------------------------------------
     def get(self, saga_id: str, *, events: bool = False) -> SagaRecord | None:
-        with self._errors(f"read saga {saga_id}"), self.engine.connect() as connection:
+        with self._catalog.reading(f"read saga {saga_id}") as connection:
             row = connection.execute(sa.select(saga_table).where(saga_table.c.id == saga_id)).first()
             if row is None:
                 return None
@@ -391,7 +337,7 @@ class SagaLog:
 
     def by_key(self, key: str) -> SagaRecord | None:
         stmt = sa.select(saga_table).where(saga_table.c.idempotency_key == key)
-        with self._errors("read a saga by idempotency key"), self.engine.connect() as connection:
+        with self._catalog.reading("read a saga by idempotency key") as connection:
             row = connection.execute(stmt).first()
         return None if row is None else _record(row)
 
@@ -403,7 +349,7 @@ class SagaLog:
         ]
 
     def events(self, saga_id: str) -> list[SagaEvent]:
-        with self._errors(f"read the timeline of saga {saga_id}"), self.engine.connect() as connection:
+        with self._catalog.reading(f"read the timeline of saga {saga_id}") as connection:
             return self._read_events(connection, saga_id)
 
     def list(
@@ -417,7 +363,7 @@ class SagaLog:
             stmt = stmt.where(saga_table.c.name == name)
         if limit is not None:
             stmt = stmt.limit(limit)
-        with self._errors("list sagas"), self.engine.connect() as connection:
+        with self._catalog.reading("list sagas") as connection:
             return [_record(row) for row in connection.execute(stmt)]
 
     def expired(self, now: float, *, limit: int | None = None) -> builtins.list[SagaRecord]:
@@ -429,11 +375,11 @@ class SagaLog:
         )
         if limit is not None:
             stmt = stmt.limit(limit)
-        with self._errors("find sagas to recover"), self.engine.connect() as connection:
+        with self._catalog.reading("find sagas to recover") as connection:
             return [_record(row) for row in connection.execute(stmt)]
 
     def counts(self) -> dict[str, int]:
         """Sagas per state."""
         stmt = sa.select(saga_table.c.state, sa.func.count()).group_by(saga_table.c.state)
-        with self._errors("count sagas"), self.engine.connect() as connection:
+        with self._catalog.reading("count sagas") as connection:
             return {str(row[0]): int(row[1]) for row in connection.execute(stmt)}
