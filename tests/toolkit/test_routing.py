@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sharding import Router, router_from_config
+from sharding import Router, ShardId, router_from_config
 from toolkit.catalog import METADATA, Catalog
 from toolkit.config import sqlite_url
 from toolkit.errors import TopologyError
@@ -21,6 +21,7 @@ NEW = router_from_config(
 )
 """2 -> 3 shards: keys 50..99 move from s0 to s2; the rest stay."""
 MOVING, STAYING = 70, 10
+S0, S1, S2 = ShardId("s0"), ShardId("s1"), ShardId("s2")
 
 
 def state(phase: Phase | None, *, epoch: int = 1, router: Router = OLD) -> RoutingState:
@@ -32,11 +33,11 @@ def test_without_a_rebalance_every_key_has_one_owner() -> None:
     steady = state(None)
     assert steady.steady
     assert steady.rebalance is None
-    assert steady.write(MOVING) == WriteRoute(("s0",))
-    assert steady.write_anywhere() == WriteRoute(("s0", "s1"))
+    assert steady.write(MOVING) == WriteRoute((S0,))
+    assert steady.write_anywhere() == WriteRoute((S0, S1))
     assert steady.read(MOVING) == ("s0",)
     assert steady.read(None) == ("s0", "s1")
-    assert steady.owns("s1", MOVING)  # no copies anywhere: whatever a shard holds is real
+    assert steady.owns(S1, MOVING)  # no copies anywhere: whatever a shard holds is real
     assert not steady.splits(MOVING, STAYING)
     assert steady.shard_url("s2") is None
 
@@ -46,15 +47,15 @@ def test_dual_writes_a_moving_key_to_both_owners_and_tracks_it() -> None:
     assert not dual.steady
     assert dual.rebalance == "r1"
     route = dual.write(MOVING)
-    assert route == WriteRoute(("s0", "s2"), tracked=True)
+    assert route == WriteRoute((S0, S2), tracked=True)
     assert route is not None
     assert route.owner == "s0"  # single-row changes go to the current owner only
-    assert dual.write(STAYING) == WriteRoute(("s0",))
-    assert dual.write_anywhere() == WriteRoute(("s0", "s1", "s2"), tracked=True)
+    assert dual.write(STAYING) == WriteRoute((S0,))
+    assert dual.write_anywhere() == WriteRoute((S0, S1, S2), tracked=True)
     assert dual.read(MOVING) == ("s0",)  # reads stay on the current epoch
-    assert dual.owns("s0", MOVING)
-    assert not dual.owns("s2", MOVING)  # the copy is not the row
-    assert dual.owned("s2", [MOVING, STAYING], lambda key: key) == []
+    assert dual.owns(S0, MOVING)
+    assert not dual.owns(S2, MOVING)  # the copy is not the row
+    assert dual.owned(S2, [MOVING, STAYING], lambda key: key) == []
     assert dual.splits(MOVING, STAYING)
     assert dual.shard_url("s2") == "sqlite:///s2"
 
@@ -62,23 +63,23 @@ def test_dual_writes_a_moving_key_to_both_owners_and_tracks_it() -> None:
 def test_the_fence_holds_moving_keys_only() -> None:
     fence = state(Phase.FENCE)
     assert fence.write(MOVING) is None
-    assert fence.write(STAYING) == WriteRoute(("s0",))
+    assert fence.write(STAYING) == WriteRoute((S0,))
 
 
 @pytest.mark.parametrize("phase", [Phase.CLEANUP, Phase.ABORT])
 def test_cleanup_and_abort_write_to_the_current_owner_and_drop_copies(phase: Phase) -> None:
     settling = state(phase)
-    assert settling.write(MOVING) == WriteRoute(("s0",))
-    assert settling.write_anywhere() == WriteRoute(("s0", "s1"))
-    assert not settling.owns("s2", MOVING)
+    assert settling.write(MOVING) == WriteRoute((S0,))
+    assert settling.write_anywhere() == WriteRoute((S0, S1))
+    assert not settling.owns(S2, MOVING)
     assert not settling.splits(MOVING, STAYING)
 
 
 def test_once_the_new_epoch_is_seen_writes_follow_it_whatever_phase_is_published() -> None:
     cut_over = state(Phase.FENCE, epoch=2, router=NEW)
-    assert cut_over.write(MOVING) == WriteRoute(("s2",))
-    assert cut_over.owns("s2", MOVING)
-    assert not cut_over.owns("s0", MOVING)
+    assert cut_over.write(MOVING) == WriteRoute((S2,))
+    assert cut_over.owns(S2, MOVING)
+    assert not cut_over.owns(S0, MOVING)
 
 
 def test_every_catalog_table_is_on_one_metadata_and_created_when_the_catalog_opens(tmp_path: Path) -> None:
