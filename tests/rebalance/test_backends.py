@@ -47,10 +47,9 @@ def test_embedded_sqlite_to_postgres_is_a_migration(tmp_path: Path) -> None:
     postgres = Postgres(tmp_path)
     postgres.connect()
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
-    embedded = config_text({"local": f"sqlite:///{tmp_path / 'local.db'}"}, catalog=catalog)
-    servers = config_text(
-        {"p0": postgres.url("p0"), "p1": postgres.url("p1")}, catalog=catalog, options=postgres.options()
-    )
+    options = postgres.options()  # one store, one set of options: the rebalance opens every shard with them
+    embedded = config_text({"local": f"sqlite:///{tmp_path / 'local.db'}"}, catalog=catalog, options=options)
+    servers = config_text({"p0": postgres.url("p0"), "p1": postgres.url("p1")}, catalog=catalog, options=options)
     reference = reference_of([item(i) for i in range(3000)])
     try:
         with Toolkit(load(tmp_path, embedded)) as toolkit:
