@@ -173,7 +173,6 @@ def test_the_check_fails_with_the_fix_disabled(adapter: Adapter, monkeypatch: py
         check_round_trip(adapter, [_edge_row(adapter)])
 
 
-
 def _refusals() -> list[Any]:
     """One case per (adapter class, value just past one of its limits)."""
     params = []

@@ -143,7 +143,8 @@ def test_adapter_options_are_typed_at_load(options: str, message: str, tmp_path:
     with pytest.raises(ConfigError) as caught:
         parse_config(ONE_STORE + options, file="p.toml", base_dir=tmp_path)
     assert str(caught.value).startswith(f"p.toml: {message}")
-    assert caught.value.field is not None and caught.value.field.startswith("stores.users.options.")
+    assert caught.value.field is not None
+    assert caught.value.field.startswith("stores.users.options.")
 
 
 def test_valid_adapter_options_pass_and_reach_the_adapter_typed(tmp_path: Path) -> None:
